@@ -1,0 +1,64 @@
+package consumption
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeFeatureConsumption(t *testing.T) {
+	tests := []struct {
+		body      string
+		wantCode  string
+		wantField string // must appear in the message
+	}{
+		{`not json`, CodeInvalidJSON, ""},
+		{`{"hardware_id":"h"`, CodeInvalidJSON, ""},
+		{`[1,2]`, CodeInvalidJSON, "object"},
+		{`"text"`, CodeInvalidJSON, "object"},
+		{`{}`, CodeMissingField, "hardware_id"},
+		{`{"hardware_id":"","product":"p","feature":"f"}`, CodeMissingField, "hardware_id"},
+		{`{"hardware_id":"h","feature":"f"}`, CodeMissingField, "product"},
+		{`{"hardware_id":"h","product":"p"}`, CodeMissingField, "feature"},
+		{`{"hardware_id":1,"product":"p","feature":"f"}`, CodeInvalidField, "hardware_id"},
+		{`{"hardware_id":"h","product":["p"],"feature":"f"}`, CodeInvalidField, "product"},
+		{`{"hardware_id":"h","product":"p","feature":"f","consumptions":"1"}`, CodeInvalidField, "consumptions"},
+		{`{"hardware_id":"h","product":"p","feature":"f","consumptions":1.5}`, CodeInvalidField, "consumptions"},
+		{`{"hardware_id":"h","product":"p","feature":"f","consumptions":1e300}`, CodeInvalidField, "consumptions"},
+		{`{"hardware_id":"h","product":"p","feature":"f","consumptions":9007199254740992}`, CodeInvalidField, "consumptions"},
+		{`{"hardware_id":"h","product":"p","feature":"f","license_id":"7"}`, CodeInvalidField, "license_id"},
+		{`{"hardware_id":"h","product":"p","feature":"f","event":"consumption_add"}`, CodeInvalidField, "event"},
+		{`{"hardware_id":"h","product":"p","feature":"f","event":[1]}`, CodeInvalidField, "event"},
+		{`{"hardware_id":"h","product":"p","feature":"f","event":["other"]}`, CodeInvalidField, "event"},
+		{`{"hardware_id":"h","product":"p","feature":"f","event":["consumption_add","offline_floating_consumptions_sync"]}`, CodeInvalidField, "event"},
+	}
+	for _, tt := range tests {
+		_, err := DecodeFeatureConsumption([]byte(tt.body))
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("%s: err = %v, want an *Error", tt.body, err)
+			continue
+		}
+		if e.Code != tt.wantCode || !strings.Contains(e.Message, tt.wantField) || e.Status != 400 {
+			t.Errorf("%s: got %d %s %q, want %s naming %q", tt.body, e.Status, e.Code, e.Message, tt.wantCode, tt.wantField)
+		}
+	}
+}
+
+func TestDecodeFeatureConsumptionValid(t *testing.T) {
+	r, err := DecodeFeatureConsumption([]byte(`{"hardware_id":"h","product":"p","feature":"f","license_key":"K",
+		"license_id":7,"consumptions":-3,"event":["offline_floating_consumptions_sync"],"sdk_ver":"1.4.17","extra":{"ignored":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Amount() != -3 || *r.LicenseID != 7 || r.LicenseKey != "K" || r.EventLabel() != EventOfflineSync {
+		t.Errorf("decoded %+v", r)
+	}
+	r, err = DecodeFeatureConsumption([]byte(`{"hardware_id":"h","product":"p","feature":"f","username":"u"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Amount() != 1 || r.EventLabel() != EventConsumptionAdd || r.LicenseID != nil {
+		t.Errorf("defaults: amount %d, event %q, license_id %v", r.Amount(), r.EventLabel(), r.LicenseID)
+	}
+}

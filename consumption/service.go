@@ -1,0 +1,170 @@
+package consumption
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Definitions reads the licensing model: products, licenses, devices,
+// features and the blacklist. Implementations may cache: nothing read here
+// decides a limit, because Counters re-reads a feature's settings inside its
+// atomic step. A lookup that finds nothing returns false and a nil error.
+type Definitions interface {
+	Product(ctx context.Context, shortCode string) (Product, bool, error)
+	LicenseByKey(ctx context.Context, productID int64, key string) (License, bool, error)
+	// LicensesByUser returns the product's licenses that list the user, in
+	// ascending id order. username is already lower-cased.
+	LicensesByUser(ctx context.Context, productID int64, username string) ([]License, error)
+	Device(ctx context.Context, licenseID int64, hardwareID string) (Device, bool, error)
+	// Blacklisted reports whether hardwareID is barred from the product,
+	// either for that product or for all products.
+	Blacklisted(ctx context.Context, productID int64, hardwareID string) (bool, error)
+	Feature(ctx context.Context, licenseID int64, code string) (LicenseFeature, bool, error)
+}
+
+// FeatureConsumption is one consumption to record.
+type FeatureConsumption struct {
+	Time             time.Time
+	LicenseID        int64
+	LicenseFeatureID int64
+	Feature          string
+	HardwareID       string
+	Requested        int64
+	APIKey           string
+	Event            string
+}
+
+// FeatureOutcome is a recorded consumption: the feature as it stood when the
+// counter was changed, and the counter's new total.
+type FeatureOutcome struct {
+	Feature LicenseFeature
+	Total   int64
+	Applied int64
+}
+
+// Counters changes consumption counters. ConsumeFeature must, in one atomic
+// step of the store, read the license feature's settings and counter, decide
+// with Apply, write the new counter, and append the ledger row; it returns only
+// once that step is durable. A refusal by Apply is returned as its *Error and
+// writes nothing.
+type Counters interface {
+	ConsumeFeature(ctx context.Context, c FeatureConsumption) (FeatureOutcome, error)
+}
+
+// Service answers consumption requests.
+type Service struct {
+	Definitions Definitions
+	Counters    Counters
+	// Now is the clock; nil means time.Now. Tests set it to cross period
+	// boundaries.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// AddFeatureConsumption decides and records one add_feature_consumption
+// request made with apiKey. When several errors apply, it reports the first in
+// this order: unknown_product, license_not_found, license_not_enabled,
+// license_not_active, license_expired, blacklisted, device_not_found,
+// unsupported_product_feature, negative_consumptions_not_allowed,
+// feature_not_enough_consumptions.
+func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *FeatureConsumptionRequest) (FeatureOutcome, error) {
+	now := s.now()
+	lic, err := s.usableLicense(ctx, r.Product, r.LicenseKey, r.Username, r.LicenseID, r.HardwareID, now)
+	if err != nil {
+		return FeatureOutcome{}, err
+	}
+	f, ok, err := s.Definitions.Feature(ctx, lic.ID, r.Feature)
+	if err != nil {
+		return FeatureOutcome{}, err
+	}
+	if !ok || f.Type != ConsumptionFeature || f.Expired(now) {
+		return FeatureOutcome{}, ErrUnsupportedProductFeature
+	}
+	return s.Counters.ConsumeFeature(ctx, FeatureConsumption{
+		Time:             now,
+		LicenseID:        lic.ID,
+		LicenseFeatureID: f.ID,
+		Feature:          f.Code,
+		HardwareID:       r.HardwareID,
+		Requested:        r.Amount(),
+		APIKey:           apiKey,
+		Event:            r.EventLabel(),
+	})
+}
+
+// usableLicense finds the license a request addresses and checks that the
+// device may use it, in the documented error order up to device_not_found.
+func (s *Service) usableLicense(ctx context.Context, product, key, username string, licenseID *int64, hardwareID string, now time.Time) (License, error) {
+	p, ok, err := s.Definitions.Product(ctx, product)
+	if err != nil {
+		return License{}, err
+	}
+	if !ok {
+		return License{}, ErrUnknownProduct
+	}
+	lic, err := s.findLicense(ctx, &p, key, username, licenseID)
+	if err != nil {
+		return License{}, err
+	}
+	switch {
+	case !lic.Enabled:
+		return License{}, ErrLicenseNotEnabled
+	case !lic.Active:
+		return License{}, ErrLicenseNotActive
+	case lic.Expired(now):
+		return License{}, ErrLicenseExpired
+	}
+	barred, err := s.Definitions.Blacklisted(ctx, p.ID, hardwareID)
+	if err != nil {
+		return License{}, err
+	}
+	if barred {
+		return License{}, ErrBlacklisted
+	}
+	d, ok, err := s.Definitions.Device(ctx, lic.ID, hardwareID)
+	if err != nil {
+		return License{}, err
+	}
+	if !ok || !d.Active {
+		return License{}, ErrDeviceNotFound
+	}
+	return lic, nil
+}
+
+// findLicense resolves the license by key or user. A user with several
+// licenses of one product gets the lowest id unless license_id picks another.
+func (s *Service) findLicense(ctx context.Context, p *Product, key, username string, licenseID *int64) (License, error) {
+	if p.AuthMethod == UserBased {
+		if username == "" {
+			return License{}, missingField("username")
+		}
+		lics, err := s.Definitions.LicensesByUser(ctx, p.ID, strings.ToLower(username))
+		if err != nil {
+			return License{}, err
+		}
+		for _, l := range lics {
+			if licenseID == nil || l.ID == *licenseID {
+				return l, nil
+			}
+		}
+		return License{}, ErrLicenseNotFound
+	}
+	if key == "" {
+		return License{}, missingField("license_key")
+	}
+	lic, ok, err := s.Definitions.LicenseByKey(ctx, p.ID, key)
+	if err != nil {
+		return License{}, err
+	}
+	if !ok || (licenseID != nil && lic.ID != *licenseID) {
+		return License{}, ErrLicenseNotFound
+	}
+	return lic, nil
+}

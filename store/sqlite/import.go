@@ -1,0 +1,187 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
+)
+
+// Import implements store.Backend: it upserts the plan in one transaction.
+func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
+	tx, err := b.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	im := importer{tx: tx, ctx: ctx, now: time.Now(), products: map[string]int64{}}
+	for i := range p.Products {
+		if err := im.product(&p.Products[i]); err != nil {
+			return fmt.Errorf("product %q: %w", p.Products[i].ShortCode, err)
+		}
+	}
+	for i := range p.Licenses {
+		if err := im.license(&p.Licenses[i]); err != nil {
+			return fmt.Errorf("licenses[%d]: %w", i, err)
+		}
+	}
+	for _, e := range p.Blacklist {
+		var pid int64 // 0: every product
+		if e.Product != "" {
+			pid = im.products[e.Product]
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO blacklist (hardware_id, product_id) VALUES (?, ?)
+			ON CONFLICT DO NOTHING`, e.HardwareID, pid); err != nil {
+			return fmt.Errorf("blacklist: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+type importer struct {
+	tx       *sql.Tx
+	ctx      context.Context
+	now      time.Time
+	products map[string]int64
+}
+
+// featureValues are the settings columns of product_features and
+// license_features, in schema order from feature_type on.
+func featureValues(f *consumption.LicenseFeature) []any {
+	return []any{string(f.Type), toMillis(f.ExpiryDate), f.MaxConsumption, f.AllowUnlimited, f.AllowOverages,
+		f.MaxOverages, f.AllowNegative, f.ResetConsumption, string(f.Period), f.IsFloating, f.IsFloatingCloud}
+}
+
+const featureSettingsSet = `name = excluded.name, feature_type = excluded.feature_type,
+	expiry_date = excluded.expiry_date, max_consumption = excluded.max_consumption,
+	allow_unlimited = excluded.allow_unlimited, allow_overages = excluded.allow_overages,
+	max_overages = excluded.max_overages, allow_negative = excluded.allow_negative,
+	reset_consumption = excluded.reset_consumption, consumption_period = excluded.consumption_period,
+	is_floating = excluded.is_floating, is_floating_cloud = excluded.is_floating_cloud`
+
+func (im *importer) product(p *store.PlanProduct) error {
+	var id int64
+	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO products (short_code, name, authorization_method) VALUES (?, ?, ?)
+		ON CONFLICT (short_code) DO UPDATE SET name = excluded.name, authorization_method = excluded.authorization_method
+		RETURNING id`, p.ShortCode, p.Name, p.AuthMethod.String()).Scan(&id)
+	if err != nil {
+		return err
+	}
+	im.products[p.ShortCode] = id
+	for i := range p.Features {
+		f := &p.Features[i]
+		args := append([]any{id, f.Code, f.Name}, featureValues(f)...)
+		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO product_features (product_id, code, name, feature_type,
+			expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
+			reset_consumption, consumption_period, is_floating, is_floating_cloud)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (product_id, code) DO UPDATE SET `+featureSettingsSet, args...); err != nil {
+			return fmt.Errorf("feature %q: %w", f.Code, err)
+		}
+	}
+	return nil
+}
+
+// existingLicense finds a license the seed does not give an id for by its
+// natural key: the license key, or the first user of a user-based license.
+func (im *importer) existingLicense(l *store.PlanLicense, pid int64) (int64, error) {
+	var id int64
+	var err error
+	if len(l.Users) == 0 {
+		err = im.tx.QueryRowContext(im.ctx, `SELECT id FROM licenses WHERE product_id = ? AND license_key = ?`,
+			pid, l.Key).Scan(&id)
+	} else {
+		err = im.tx.QueryRowContext(im.ctx, `SELECT l.id FROM license_users u JOIN licenses l ON l.id = u.license_id
+			WHERE u.username = ? AND l.product_id = ? ORDER BY l.id LIMIT 1`, l.Users[0], pid).Scan(&id)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return id, err
+}
+
+func (im *importer) license(l *store.PlanLicense) error {
+	pid := im.products[l.Product]
+	id := l.ID
+	if id == 0 {
+		var err error
+		if id, err = im.existingLicense(l, pid); err != nil {
+			return err
+		}
+	}
+	key := sql.NullString{String: l.Key, Valid: l.Key != ""}
+	idArg := sql.NullInt64{Int64: id, Valid: id != 0}
+	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO licenses (id, product_id, license_key, enabled, active, validity_period)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET product_id = excluded.product_id, license_key = excluded.license_key,
+			enabled = excluded.enabled, active = excluded.active, validity_period = excluded.validity_period
+		RETURNING id`, idArg, pid, key, l.Enabled, l.Active, toMillis(l.ValidityPeriod)).Scan(&id)
+	if err != nil {
+		return err
+	}
+	if _, err := im.tx.ExecContext(im.ctx, `DELETE FROM license_users WHERE license_id = ?`, id); err != nil {
+		return err
+	}
+	for _, u := range l.Users {
+		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO license_users (license_id, username) VALUES (?, ?)
+			ON CONFLICT DO NOTHING`, id, u); err != nil {
+			return err
+		}
+	}
+	for i := range l.Features {
+		if err := im.licenseFeature(id, &l.Features[i]); err != nil {
+			return fmt.Errorf("feature %q: %w", l.Features[i].Code, err)
+		}
+	}
+	for _, d := range l.Devices {
+		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO devices (license_id, hardware_id, active) VALUES (?, ?, ?)
+			ON CONFLICT (license_id, hardware_id) DO UPDATE SET active = excluded.active`,
+			id, d.HardwareID, d.Active); err != nil {
+			return fmt.Errorf("device %q: %w", d.HardwareID, err)
+		}
+	}
+	return nil
+}
+
+func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature) error {
+	id := f.ID
+	if id == 0 {
+		err := im.tx.QueryRowContext(im.ctx, `SELECT id FROM license_features WHERE license_id = ? AND code = ?`,
+			licenseID, f.Code).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	idArg := sql.NullInt64{Int64: id, Valid: id != 0}
+	args := append([]any{idArg, licenseID, f.Code, f.Name}, featureValues(&f.LicenseFeature)...)
+	if err := im.tx.QueryRowContext(im.ctx, `INSERT INTO license_features (id, license_id, code, name, feature_type,
+		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
+		reset_consumption, consumption_period, is_floating, is_floating_cloud)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET license_id = excluded.license_id, code = excluded.code, `+featureSettingsSet+`
+		RETURNING id`, args...).Scan(&id); err != nil {
+		return err
+	}
+	if f.Total == nil {
+		return nil
+	}
+	// Set the counter only when the seed's value is new to this database, so
+	// that re-importing an unchanged file never undoes consumptions. The
+	// period starts now, or a resetting counter would drop the value at once.
+	var periodStart int64
+	if f.ResetConsumption && f.Period != consumption.NoPeriod {
+		periodStart = f.Period.Start(im.now).Unix()
+	}
+	_, err := im.tx.ExecContext(im.ctx, `UPDATE license_features
+		SET total_consumptions = ?, period_start = ?, seeded_total = ?
+		WHERE id = ? AND seeded_total IS NOT ?`, *f.Total, periodStart, *f.Total, id, *f.Total)
+	return err
+}

@@ -1,0 +1,97 @@
+package sqlite
+
+// schema creates the tables on first open. Booleans are 0/1 integers, times
+// are Unix milliseconds (NULL for "never"), and blacklist.product_id 0 bars a
+// device from every product.
+const schema = `
+CREATE TABLE IF NOT EXISTS products (
+	id INTEGER PRIMARY KEY,
+	short_code TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL,
+	authorization_method TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS product_features (
+	id INTEGER PRIMARY KEY,
+	product_id INTEGER NOT NULL REFERENCES products(id),
+	code TEXT NOT NULL,
+	name TEXT NOT NULL,
+	feature_type TEXT NOT NULL,
+	expiry_date INTEGER,
+	max_consumption INTEGER NOT NULL,
+	allow_unlimited INTEGER NOT NULL,
+	allow_overages INTEGER NOT NULL,
+	max_overages INTEGER NOT NULL,
+	allow_negative INTEGER NOT NULL,
+	reset_consumption INTEGER NOT NULL,
+	consumption_period TEXT NOT NULL,
+	is_floating INTEGER NOT NULL,
+	is_floating_cloud INTEGER NOT NULL,
+	UNIQUE (product_id, code)
+);
+CREATE TABLE IF NOT EXISTS licenses (
+	id INTEGER PRIMARY KEY,
+	product_id INTEGER NOT NULL REFERENCES products(id),
+	license_key TEXT,
+	enabled INTEGER NOT NULL,
+	active INTEGER NOT NULL,
+	validity_period INTEGER,
+	UNIQUE (product_id, license_key)
+);
+CREATE TABLE IF NOT EXISTS license_users (
+	license_id INTEGER NOT NULL REFERENCES licenses(id),
+	username TEXT NOT NULL,
+	PRIMARY KEY (license_id, username)
+);
+CREATE INDEX IF NOT EXISTS license_users_by_name ON license_users (username, license_id);
+CREATE TABLE IF NOT EXISTS license_features (
+	id INTEGER PRIMARY KEY,
+	license_id INTEGER NOT NULL REFERENCES licenses(id),
+	code TEXT NOT NULL,
+	name TEXT NOT NULL,
+	feature_type TEXT NOT NULL,
+	expiry_date INTEGER,
+	max_consumption INTEGER NOT NULL,
+	allow_unlimited INTEGER NOT NULL,
+	allow_overages INTEGER NOT NULL,
+	max_overages INTEGER NOT NULL,
+	allow_negative INTEGER NOT NULL,
+	reset_consumption INTEGER NOT NULL,
+	consumption_period TEXT NOT NULL,
+	is_floating INTEGER NOT NULL,
+	is_floating_cloud INTEGER NOT NULL,
+	total_consumptions INTEGER NOT NULL DEFAULT 0,
+	period_start INTEGER NOT NULL DEFAULT 0,
+	seeded_total INTEGER,
+	UNIQUE (license_id, code)
+);
+CREATE TABLE IF NOT EXISTS devices (
+	license_id INTEGER NOT NULL REFERENCES licenses(id),
+	hardware_id TEXT NOT NULL,
+	active INTEGER NOT NULL,
+	PRIMARY KEY (license_id, hardware_id)
+);
+CREATE TABLE IF NOT EXISTS blacklist (
+	hardware_id TEXT NOT NULL,
+	product_id INTEGER NOT NULL,
+	PRIMARY KEY (hardware_id, product_id)
+);
+CREATE TABLE IF NOT EXISTS consumption_ledger (
+	id INTEGER PRIMARY KEY,
+	at INTEGER NOT NULL,
+	license_id INTEGER NOT NULL,
+	license_feature_id INTEGER NOT NULL,
+	feature TEXT NOT NULL,
+	hardware_id TEXT NOT NULL,
+	requested INTEGER NOT NULL,
+	applied INTEGER NOT NULL,
+	total INTEGER NOT NULL,
+	api_key TEXT NOT NULL,
+	event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consumption_ledger_by_feature ON consumption_ledger (license_feature_id, id);
+`
+
+// featureColumns are read, in this order, by scanFeature.
+const featureColumns = `id, license_id, code, name, feature_type, expiry_date,
+	max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
+	reset_consumption, consumption_period, is_floating, is_floating_cloud`

@@ -1,0 +1,245 @@
+// Package sqlite is the embedded store of the license API: one SQLite file in
+// WAL mode, through the pure-Go modernc.org/sqlite driver so that an xcaddy
+// build needs no C compiler.
+//
+// Reads go through a pool of connections that WAL lets run beside the single
+// writer. Every write goes through one connection: consumptions are queued to
+// a committer that applies all that are waiting in one transaction (group
+// commit), so durability costs one fsync per batch rather than per request.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
+)
+
+// Backend is a store.Backend over one SQLite database file.
+type Backend struct {
+	read  *sql.DB
+	write *sql.DB
+	stmts readStmts
+	w     *committer
+}
+
+var _ store.Backend = (*Backend)(nil)
+
+// Open opens (creating if needed) the database at path.
+func Open(path string) (*Backend, error) {
+	// synchronous(FULL) makes each commit durable in WAL mode (NORMAL would
+	// lose the last commits on power loss); busy_timeout covers a second
+	// process, or the previous configuration during a reload, holding the
+	// write lock for a moment.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	write, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	// One writer: SQLite serialises writers anyway, and one connection lets
+	// the committer keep its statements prepared.
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+	if _, err := write.Exec(schema); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(2 * runtime.GOMAXPROCS(0))
+	read.SetMaxIdleConns(2 * runtime.GOMAXPROCS(0))
+	b := &Backend{read: read, write: write}
+	if err := b.stmts.prepare(read); err != nil {
+		b.closeDBs()
+		return nil, err
+	}
+	if b.w, err = newCommitter(write); err != nil {
+		b.closeDBs()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close finishes queued consumptions, then closes the database.
+func (b *Backend) Close() error {
+	b.w.close()
+	return b.closeDBs()
+}
+
+func (b *Backend) closeDBs() error {
+	return errors.Join(b.read.Close(), b.write.Close())
+}
+
+type readStmts struct {
+	product, licenseByKey, licensesByUser, device, blacklisted, feature, ledger *sql.Stmt
+}
+
+func (s *readStmts) prepare(db *sql.DB) error {
+	const licenseColumns = `l.id, l.product_id, COALESCE(l.license_key, ''), l.enabled, l.active, l.validity_period`
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&s.product, `SELECT id, short_code, name, authorization_method FROM products WHERE short_code = ?`},
+		{&s.licenseByKey, `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.product_id = ? AND l.license_key = ?`},
+		{&s.licensesByUser, `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
+			WHERE u.username = ? AND l.product_id = ? ORDER BY l.id`},
+		{&s.device, `SELECT active FROM devices WHERE license_id = ? AND hardware_id = ?`},
+		{&s.blacklisted, `SELECT EXISTS (SELECT 1 FROM blacklist WHERE hardware_id = ? AND product_id IN (0, ?))`},
+		{&s.feature, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? AND code = ?`},
+		{&s.ledger, `SELECT id, at, license_id, license_feature_id, feature, hardware_id, requested, applied, total, api_key, event
+			FROM consumption_ledger WHERE license_feature_id = ? ORDER BY id`},
+	} {
+		st, err := db.Prepare(p.q)
+		if err != nil {
+			return fmt.Errorf("preparing %q: %w", p.q, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// Product implements consumption.Definitions.
+func (b *Backend) Product(ctx context.Context, shortCode string) (consumption.Product, bool, error) {
+	var p consumption.Product
+	var method string
+	err := b.stmts.product.QueryRowContext(ctx, shortCode).Scan(&p.ID, &p.ShortCode, &p.Name, &method)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, false, nil
+	}
+	p.AuthMethod, _ = consumption.ParseAuthMethod(method)
+	return p, err == nil, err
+}
+
+// LicenseByKey implements consumption.Definitions.
+func (b *Backend) LicenseByKey(ctx context.Context, productID int64, key string) (consumption.License, bool, error) {
+	l, err := scanLicense(b.stmts.licenseByKey.QueryRowContext(ctx, productID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, false, nil
+	}
+	return l, err == nil, err
+}
+
+// LicensesByUser implements consumption.Definitions.
+func (b *Backend) LicensesByUser(ctx context.Context, productID int64, username string) ([]consumption.License, error) {
+	rows, err := b.stmts.licensesByUser.QueryContext(ctx, username, productID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []consumption.License
+	for rows.Next() {
+		l, err := scanLicense(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Device implements consumption.Definitions.
+func (b *Backend) Device(ctx context.Context, licenseID int64, hardwareID string) (consumption.Device, bool, error) {
+	d := consumption.Device{LicenseID: licenseID, HardwareID: hardwareID}
+	err := b.stmts.device.QueryRowContext(ctx, licenseID, hardwareID).Scan(&d.Active)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, false, nil
+	}
+	return d, err == nil, err
+}
+
+// Blacklisted implements consumption.Definitions.
+func (b *Backend) Blacklisted(ctx context.Context, productID int64, hardwareID string) (bool, error) {
+	var barred bool
+	err := b.stmts.blacklisted.QueryRowContext(ctx, hardwareID, productID).Scan(&barred)
+	return barred, err
+}
+
+// Feature implements consumption.Definitions.
+func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (consumption.LicenseFeature, bool, error) {
+	var f consumption.LicenseFeature
+	err := scanFeature(b.stmts.feature.QueryRowContext(ctx, licenseID, code), &f)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	return f, err == nil, err
+}
+
+// Ledger implements store.Backend.
+func (b *Backend) Ledger(ctx context.Context, licenseFeatureID int64) ([]store.LedgerEntry, error) {
+	rows, err := b.stmts.ledger.QueryContext(ctx, licenseFeatureID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.LedgerEntry
+	for rows.Next() {
+		var e store.LedgerEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.LicenseID, &e.LicenseFeatureID, &e.Feature, &e.HardwareID,
+			&e.Requested, &e.Applied, &e.Total, &e.APIKey, &e.Event); err != nil {
+			return nil, err
+		}
+		e.Time = time.UnixMilli(at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanLicense(s scanner) (consumption.License, error) {
+	var l consumption.License
+	var validity sql.NullInt64
+	err := s.Scan(&l.ID, &l.ProductID, &l.Key, &l.Enabled, &l.Active, &validity)
+	l.ValidityPeriod = fromMillis(validity)
+	return l, err
+}
+
+// scanFeature reads featureColumns, and then any extra destinations.
+func scanFeature(s scanner, f *consumption.LicenseFeature, extra ...any) error {
+	var expiry sql.NullInt64
+	var typ, period string
+	dest := append([]any{&f.ID, &f.LicenseID, &f.Code, &f.Name, &typ, &expiry,
+		&f.MaxConsumption, &f.AllowUnlimited, &f.AllowOverages, &f.MaxOverages, &f.AllowNegative,
+		&f.ResetConsumption, &period, &f.IsFloating, &f.IsFloatingCloud}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return err
+	}
+	f.Type = consumption.FeatureType(typ)
+	f.Period = consumption.Period(period)
+	f.ExpiryDate = fromMillis(expiry)
+	return nil
+}
+
+func fromMillis(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(n.Int64).UTC()
+}
+
+func toMillis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}

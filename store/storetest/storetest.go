@@ -1,0 +1,341 @@
+// Package storetest is the conformance suite every store.Backend passes: the
+// consumption rules, the ledger, reset periods and seed import behave the same
+// on every backend. A backend's own test calls Run with a function that opens
+// a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
+)
+
+// Opener returns a new, empty backend; the suite closes it.
+type Opener func(t *testing.T) store.Backend
+
+// Seed is the data set the suite imports first.
+const Seed = `{
+ "products": [
+  {"short_code": "cad", "name": "CAD Suite", "authorization_method": "license-key",
+   "features": [
+    {"code": "render", "name": "Render", "feature_type": "consumption", "max_consumption": 100},
+    {"code": "export", "name": "Export", "feature_type": "consumption", "max_consumption": 5,
+     "allow_negative_consumptions": true},
+    {"code": "daily", "name": "Daily", "feature_type": "consumption", "max_consumption": 2,
+     "reset_consumption": true, "consumption_period": "daily"},
+    {"code": "pro", "name": "Pro", "feature_type": "activation"}]},
+  {"short_code": "team", "name": "Team", "authorization_method": "user",
+   "features": [{"code": "seats", "name": "Seats", "max_consumption": 3}]}],
+ "licenses": [
+  {"id": 1001, "product": "cad", "license_key": "AAAA-BBBB", "enabled": true, "active": true,
+   "validity_period": "2030-01-01T00:00:00Z",
+   "features": [
+    {"code": "render", "id": 5001, "total_consumptions": 0},
+    {"code": "export", "id": 5002, "max_consumption": 7, "allow_overages": true, "max_overages": 1},
+    {"code": "daily", "id": 5003},
+    {"code": "pro", "id": 5004}],
+   "devices": [{"hardware_id": "hw-1", "active": true}, {"hardware_id": "hw-off", "active": false}]},
+  {"product": "team", "users": ["Ana@Example.com", "bob@example.com"],
+   "features": [{"code": "seats"}], "devices": [{"hardware_id": "hw-1"}]}],
+ "blacklist": [{"hardware_id": "hw-bad", "product": "cad"}, {"hardware_id": "hw-everywhere"}]
+}`
+
+// Run runs the suite.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b store.Backend)
+	}{
+		{"Definitions", testDefinitions},
+		{"Consume", testConsume},
+		{"ConcurrentLimit", testConcurrentLimit},
+		{"ResetPeriod", testResetPeriod},
+		{"Reimport", testReimport},
+		{"ImportIsAtomic", testImportIsAtomic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := open(t)
+			t.Cleanup(func() {
+				if err := b.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+			importSeed(t, b, Seed)
+			tt.fn(t, b)
+		})
+	}
+}
+
+func importSeed(t *testing.T, b store.Backend, seed string) {
+	t.Helper()
+	p, err := store.ParseSeed("seed.json", []byte(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Import(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustFeature(t *testing.T, b store.Backend, licenseID int64, code string) consumption.LicenseFeature {
+	t.Helper()
+	f, ok, err := b.Feature(context.Background(), licenseID, code)
+	if err != nil || !ok {
+		t.Fatalf("feature %q of license %d: found %v, %v", code, licenseID, ok, err)
+	}
+	return f
+}
+
+func testDefinitions(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	cad, ok, err := b.Product(ctx, "cad")
+	if err != nil || !ok || cad.Name != "CAD Suite" || cad.AuthMethod != consumption.KeyBased {
+		t.Fatalf("product cad: %+v %v %v", cad, ok, err)
+	}
+	team, ok, err := b.Product(ctx, "team")
+	if err != nil || !ok || team.AuthMethod != consumption.UserBased {
+		t.Fatalf("product team: %+v %v %v", team, ok, err)
+	}
+	if _, ok, err := b.Product(ctx, "nope"); ok || err != nil {
+		t.Errorf("unknown product: found %v, %v", ok, err)
+	}
+	lic, ok, err := b.LicenseByKey(ctx, cad.ID, "AAAA-BBBB")
+	want := consumption.License{ID: 1001, ProductID: cad.ID, Key: "AAAA-BBBB", Enabled: true, Active: true,
+		ValidityPeriod: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err != nil || !ok || lic != want {
+		t.Errorf("license by key: %+v %v %v, want %+v", lic, ok, err, want)
+	}
+	if _, ok, _ := b.LicenseByKey(ctx, team.ID, "AAAA-BBBB"); ok {
+		t.Error("a license key matched under another product")
+	}
+	users, err := b.LicensesByUser(ctx, team.ID, "ana@example.com")
+	if err != nil || len(users) != 1 || users[0].ID == 0 || users[0].ProductID != team.ID {
+		t.Errorf("licenses of ana: %+v %v", users, err)
+	}
+	if users, _ := b.LicensesByUser(ctx, cad.ID, "ana@example.com"); len(users) != 0 {
+		t.Errorf("ana has licenses of another product: %+v", users)
+	}
+	for _, d := range []struct {
+		hw           string
+		found, activ bool
+	}{{"hw-1", true, true}, {"hw-off", true, false}, {"hw-none", false, false}} {
+		got, ok, err := b.Device(ctx, 1001, d.hw)
+		if err != nil || ok != d.found || got.Active != d.activ {
+			t.Errorf("device %s: %+v %v %v", d.hw, got, ok, err)
+		}
+	}
+	for _, c := range []struct {
+		pid    int64
+		hw     string
+		barred bool
+	}{{cad.ID, "hw-bad", true}, {team.ID, "hw-bad", false}, {team.ID, "hw-everywhere", true}, {cad.ID, "hw-1", false}} {
+		if got, err := b.Blacklisted(ctx, c.pid, c.hw); err != nil || got != c.barred {
+			t.Errorf("blacklisted(%d, %s) = %v, %v", c.pid, c.hw, got, err)
+		}
+	}
+	export := mustFeature(t, b, 1001, "export")
+	wantExport := consumption.LicenseFeature{ID: 5002, LicenseID: 1001, Code: "export", Name: "Export",
+		Type: consumption.ConsumptionFeature, Settings: consumption.Settings{MaxConsumption: 7,
+			AllowOverages: true, MaxOverages: 1, AllowNegative: true}}
+	if export != wantExport {
+		t.Errorf("export with overrides: %+v, want %+v", export, wantExport)
+	}
+	if f := mustFeature(t, b, 1001, "daily"); f.Period != consumption.Daily || !f.ResetConsumption {
+		t.Errorf("daily: %+v", f)
+	}
+	if f := mustFeature(t, b, 1001, "pro"); f.Type != consumption.ActivationFeature {
+		t.Errorf("pro: %+v", f)
+	}
+	if _, ok, _ := b.Feature(ctx, 1001, "seats"); ok {
+		t.Error("a feature the license does not list was found")
+	}
+}
+
+func consume(b store.Backend, feature int64, n int64, at time.Time) (consumption.FeatureOutcome, error) {
+	return b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+		Time: at, LicenseID: 1001, LicenseFeatureID: feature, Feature: "f", HardwareID: "hw-1",
+		Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
+	})
+}
+
+func testConsume(t *testing.T, b store.Backend) {
+	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	steps := []struct {
+		n, total, applied int64
+		err               error
+	}{
+		{5, 5, 5, nil},
+		{3, 8, 3, nil}, // max 7 + 1 overage
+		{1, 8, 0, consumption.ErrFeatureNotEnoughConsumptions},
+		{-2, 6, -2, nil},
+		{-10, 0, -6, nil}, // stops at 0
+		{0, 0, 0, nil},
+	}
+	var want []store.LedgerEntry
+	for i, s := range steps {
+		out, err := consume(b, 5002, s.n, at.Add(time.Duration(i)*time.Second))
+		if !errors.Is(err, s.err) {
+			t.Fatalf("step %d (%+d): err %v, want %v", i, s.n, err, s.err)
+		}
+		if err != nil {
+			continue
+		}
+		if out.Total != s.total || out.Applied != s.applied || out.Feature.ID != 5002 || out.Feature.MaxConsumption != 7 {
+			t.Errorf("step %d (%+d): %+v, want total %d applied %d", i, s.n, out, s.total, s.applied)
+		}
+		want = append(want, store.LedgerEntry{Time: at.Add(time.Duration(i) * time.Second), LicenseID: 1001,
+			LicenseFeatureID: 5002, Feature: "export", HardwareID: "hw-1", Requested: s.n, Applied: s.applied,
+			Total: s.total, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
+	}
+	got, err := b.Ledger(context.Background(), 5002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ledger has %d rows, want %d", len(got), len(want))
+	}
+	for i := range got {
+		got[i].ID = 0
+		if got[i] != want[i] {
+			t.Errorf("ledger row %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if _, err := b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{LicenseFeatureID: 999999, Requested: 1}); !errors.Is(err, consumption.ErrUnsupportedProductFeature) {
+		t.Errorf("consuming a license feature that does not exist: %v", err)
+	}
+}
+
+// testConcurrentLimit is the promise users care most about: 200 concurrent
+// consumptions of 1 against a limit of 100 grant exactly 100.
+func testConcurrentLimit(t *testing.T, b store.Backend) {
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted, refused := 0, 0
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			_, err := consume(b, 5001, 1, time.Now())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				granted++
+			case errors.Is(err, consumption.ErrFeatureNotEnoughConsumptions):
+				refused++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if granted != 100 || refused != 100 {
+		t.Errorf("granted %d and refused %d, want 100 and 100", granted, refused)
+	}
+	ledger, err := b.Ledger(context.Background(), 5001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) != 100 {
+		t.Errorf("ledger has %d rows, want 100", len(ledger))
+	}
+	totals := map[int64]bool{}
+	for _, e := range ledger {
+		totals[e.Total] = true
+	}
+	if len(totals) != 100 || !totals[100] || totals[101] {
+		t.Errorf("ledger totals are not 1..100 once each: %d distinct", len(totals))
+	}
+}
+
+func testResetPeriod(t *testing.T, b store.Backend) {
+	day := time.Date(2026, 11, 27, 23, 59, 59, 0, time.UTC)
+	for i, s := range []struct {
+		at    time.Time
+		total int64
+		err   error
+	}{
+		{day, 1, nil},
+		{day, 2, nil},
+		{day, 2, consumption.ErrFeatureNotEnoughConsumptions},
+		{day.Add(time.Second), 1, nil}, // midnight: a new day
+		{day.Add(24 * time.Hour), 2, nil},
+		{day.Add(24*time.Hour + time.Second), 1, nil},
+	} {
+		out, err := consume(b, 5003, 1, s.at)
+		if !errors.Is(err, s.err) || (err == nil && out.Total != s.total) {
+			t.Errorf("step %d at %s: total %d, err %v; want %d, %v", i, s.at, out.Total, err, s.total, s.err)
+		}
+	}
+}
+
+func testReimport(t *testing.T, b store.Backend) {
+	at := time.Now()
+	if _, err := consume(b, 5001, 40, at); err != nil {
+		t.Fatal(err)
+	}
+	// The same file again (every Caddy reload does this) keeps the counter.
+	importSeed(t, b, Seed)
+	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 40 {
+		t.Fatalf("after re-import: total %d, %v; want 40 kept", out.Total, err)
+	}
+	// A changed file changes definitions but not the counter it leaves unset.
+	changed := `{"products": [{"short_code": "cad", "name": "CAD Suite 2", "features": [
+		{"code": "render", "name": "Render 2", "max_consumption": 500}]}],
+	 "licenses": [{"id": 1001, "product": "cad", "license_key": "AAAA-BBBB", "enabled": false,
+		"features": [{"code": "render", "id": 5001}]}]}`
+	importSeed(t, b, changed)
+	ctx := context.Background()
+	if p, _, _ := b.Product(ctx, "cad"); p.Name != "CAD Suite 2" {
+		t.Errorf("product name not updated: %q", p.Name)
+	}
+	p, _, _ := b.Product(ctx, "cad")
+	if l, ok, err := b.LicenseByKey(ctx, p.ID, "AAAA-BBBB"); !ok || err != nil || l.Enabled {
+		t.Errorf("license not disabled: %+v %v %v", l, ok, err)
+	}
+	f := mustFeature(t, b, 1001, "render")
+	if f.MaxConsumption != 500 || f.Name != "Render 2" {
+		t.Errorf("feature not updated: %+v", f)
+	}
+	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 40 {
+		t.Errorf("after a changed import: total %d, %v; want 40 kept", out.Total, err)
+	}
+	// A file that sets a new total sets the counter, once.
+	setTotal := `{"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 500}]}],
+	 "licenses": [{"id": 1001, "product": "cad", "license_key": "AAAA-BBBB",
+		"features": [{"code": "render", "total_consumptions": 7}]}]}`
+	importSeed(t, b, setTotal)
+	if out, err := consume(b, 5001, 1, at); err != nil || out.Total != 8 {
+		t.Errorf("after setting total 7: total %d, %v; want 8", out.Total, err)
+	}
+	importSeed(t, b, setTotal)
+	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 8 {
+		t.Errorf("re-importing total 7 reset the counter: total %d, %v; want 8", out.Total, err)
+	}
+}
+
+// testImportIsAtomic imports a seed that the parser accepts but the database
+// refuses halfway (a second license with an existing key), and checks that
+// nothing of it was applied.
+func testImportIsAtomic(t *testing.T, b store.Backend) {
+	bad := `{"products": [{"short_code": "new", "features": []}, {"short_code": "cad", "features": [{"code": "render"}]}],
+	 "licenses": [{"id": 2002, "product": "cad", "license_key": "AAAA-BBBB"}]}`
+	p, err := store.ParseSeed("bad.json", []byte(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Import(context.Background(), p); err == nil {
+		t.Fatal("importing a second license with an existing key succeeded")
+	}
+	if _, ok, err := b.Product(context.Background(), "new"); ok || err != nil {
+		t.Errorf("a failed import left product new behind (%v, %v)", ok, err)
+	}
+}
