@@ -1,0 +1,90 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
+)
+
+// pool holds the open stores. Caddy provisions a new configuration before it
+// cleans up the old one, so a store kept here survives a reload with its
+// connections, writer queue and warm cache, and closes when the last
+// configuration using it is cleaned up.
+var pool = caddy.NewUsagePool()
+
+// sharedState is what outlives one configuration of the handler.
+type sharedState struct {
+	backend store.Backend
+	cache   *store.Cache
+	service *consumption.Service
+}
+
+// Destruct closes the store once no configuration uses it.
+func (s *sharedState) Destruct() error {
+	s.cache.Close()
+	return s.backend.Close()
+}
+
+func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
+	var entries int64
+	var ttl time.Duration
+	if h.Cache != nil {
+		entries, ttl = h.Cache.MaxEntries, time.Duration(h.Cache.TTL)
+	}
+	// The cache belongs to the store: two configurations of one database
+	// must not keep two views of it. Its size is part of the key so that a
+	// reload that resizes it takes effect.
+	key := fmt.Sprintf("%s|cache:%d:%s", opener.Key(), entries, ttl)
+	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		b, err := opener.Open(h.logger)
+		if err != nil {
+			return nil, err
+		}
+		c, err := store.NewCache(b, entries, ttl)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		return &sharedState{backend: b, cache: c, service: &consumption.Service{Definitions: c, Counters: b}}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("opening license store: %w", err)
+	}
+	h.poolKey = key
+	h.state = v.(*sharedState)
+	if seedPath == "" {
+		return nil
+	}
+	return h.importSeed(seedPath)
+}
+
+// importSeed applies the seed file. A bad file stops provisioning, so a
+// reload with a broken seed keeps the running configuration.
+func (h *Handler) importSeed(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	plan, err := store.ParseSeed(path, data)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := h.state.backend.Import(ctx, plan); err != nil {
+		return fmt.Errorf("seed %s: %w", path, err)
+	}
+	h.state.cache.Clear()
+	h.logger.Info("imported seed", zap.String("path", path),
+		zap.Int("products", len(plan.Products)), zap.Int("licenses", len(plan.Licenses)),
+		zap.Duration("took", time.Since(start)))
+	return nil
+}
