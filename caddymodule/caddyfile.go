@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -47,6 +48,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
 		h.Prefix = d.Val()
+		if !strings.HasPrefix(h.Prefix, "/") {
+			return d.Errf("prefix %q must start with /; to restrict license_api with a matcher, put it in handle or route", h.Prefix)
+		}
 	}
 	if d.NextArg() {
 		return d.ArgErr()
@@ -108,7 +112,9 @@ func (h *Handler) unmarshalCache(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	h.Cache = new(CacheConfig)
+	if h.Cache == nil {
+		h.Cache = new(CacheConfig)
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "max_entries":
@@ -146,13 +152,14 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 }
 
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return 0, err
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil || dur <= 0 {
-		return 0, d.Errf("%s %q is not a positive duration", d.Val(), s)
+		return 0, d.Errf("%s %q is not a positive duration", name, s)
 	}
 	return caddy.Duration(dur), nil
 }

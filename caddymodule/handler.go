@@ -111,6 +111,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.errSigs = new(signatureCache)
 	repl := caddy.NewReplacer()
 
+	if h.Prefix != "" && !strings.HasPrefix(h.Prefix, "/") {
+		return fmt.Errorf("prefix %q must start with /", h.Prefix)
+	}
 	h.prefix = strings.TrimRight(h.Prefix, "/")
 	if h.Prefix == "" {
 		h.prefix = DefaultPrefix

@@ -81,6 +81,9 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	if d.NextBlock(0) {
+		return d.Err("the sqlite store takes no block")
+	}
 	return nil
 }
 
