@@ -81,6 +81,7 @@ type node struct {
 	dir       string
 	db        string
 	publicKey []byte
+	caddyfile string
 	logs      *syncBuffer
 	cmd       *exec.Cmd
 	exited    chan struct{}
@@ -90,9 +91,12 @@ type node struct {
 type nodeConfig struct {
 	seed    string // path; default testdata/seed.json
 	keyType signing.KeyType
-	store   string // the store line; default a SQLite file in the node's directory
-	extra   string // more lines inside the license_api block
-	env     []string
+	// defaultKey leaves signing_key out, so Caddy generates one in its
+	// data directory.
+	defaultKey bool
+	store      string // the store line; default a SQLite file in the node's directory
+	extra      string // more lines inside the license_api block
+	env        []string
 }
 
 func freePort(t *testing.T) int {
@@ -114,14 +118,13 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 		cfg.keyType = signing.RSA2048
 	}
 	keyPath := filepath.Join(dir, "signing_key.pem")
-	if err := signing.WriteKeyPair(cfg.keyType, keyPath, keyPath+".pub"); err != nil {
+	keyLine := "signing_key " + keyPath
+	if cfg.defaultKey {
+		keyPath = filepath.Join(dir, "data", "caddy", "license_api", "signing_key.pem")
+		keyLine = ""
+	} else if err := signing.WriteKeyPair(cfg.keyType, keyPath, keyPath+".pub"); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := os.ReadFile(keyPath + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.publicKey = pub
 	if cfg.seed == "" {
 		cfg.seed = "testdata/seed.json"
 	}
@@ -145,7 +148,7 @@ http://127.0.0.1:%d {
 	bind 127.0.0.1
 	license_api {
 		api_key %s {env.TEST_SHARED_KEY}
-		signing_key %s
+		%s
 		company_id 276
 		seed %s
 		%s
@@ -153,7 +156,8 @@ http://127.0.0.1:%d {
 	}
 	respond "next handler" 418
 }
-`, n.admin, port, apiKey, keyPath, seed, cfg.store, cfg.extra)
+`, n.admin, port, apiKey, keyLine, seed, cfg.store, cfg.extra)
+	n.caddyfile = caddyfile
 	cfPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfPath, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
@@ -172,7 +176,33 @@ http://127.0.0.1:%d {
 	}()
 	t.Cleanup(n.stop)
 	n.waitReady()
+	pub, err := os.ReadFile(keyPath + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.publicKey = pub
 	return n
+}
+
+// reload replaces the running config through the admin endpoint, as
+// `caddy reload` does.
+func (n *node) reload(caddyfile string) {
+	n.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+n.admin+"/load", strings.NewReader(caddyfile))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		n.t.Fatalf("reload: %d %s", resp.StatusCode, msg)
+	}
+	n.caddyfile = caddyfile
 }
 
 // waitReady polls until the site answers (its fallback handler says 418),

@@ -1,0 +1,119 @@
+package integration
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgelicense/caddy-license-api/signing"
+)
+
+// TestReload reloads the config with a changed seed and checks that the
+// store, its counters and the generated signing key carry over: the store
+// is opened once, the counter continues, the new limit applies.
+func TestReload(t *testing.T) {
+	n := startNode(t, nodeConfig{defaultKey: true})
+	sdk := map[string]any{"license_key": "KEY-SDK", "hardware_id": "sdk-hw"}
+	sdk["consumptions"] = 10
+	if r := n.consume(body(sdk)); r.status != 200 {
+		t.Fatalf("before the reload: %d %s", r.status, r.body)
+	}
+	if r := n.consume(body(sdk)); r.status != 400 {
+		t.Fatalf("past the seed's limit of 10: %d %s", r.status, r.body)
+	}
+	seed, err := os.ReadFile("testdata/seed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised := strings.Replace(string(seed), `"id": 5051, "max_consumption": 10`, `"id": 5051, "max_consumption": 25`, 1)
+	if raised == string(seed) {
+		t.Fatal("the test seed no longer has the line this test edits")
+	}
+	newSeed := filepath.Join(n.dir, "raised.json")
+	if err := os.WriteFile(newSeed, []byte(raised), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldSeed, _ := filepath.Abs("testdata/seed.json")
+	n.reload(strings.Replace(n.caddyfile, oldSeed, newSeed, 1))
+
+	r := n.consume(body(sdk)) // verified with the key generated before the reload
+	if r.status != 200 || !strings.Contains(string(r.body), `"total_consumptions":20,"max_consumptions":25`) {
+		t.Errorf("after the reload: %d %s; want total 20 of 25", r.status, r.body)
+	}
+	if opened := strings.Count(n.logs.String(), "opened sqlite license store"); opened != 1 {
+		t.Errorf("the store was opened %d times; a reload must reuse it", opened)
+	}
+	if rows := n.ledgerRows(5051); rows != 2 {
+		t.Errorf("ledger has %d rows, want 2", rows)
+	}
+}
+
+// TestCommands runs `caddy license-api keygen` and `consume` as a user
+// would, and checks their output and exit status.
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "ec.pem")
+	run := func(env []string, args ...string) (string, int) {
+		cmd := exec.Command(caddyBin, append([]string{"license-api"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return string(out), exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	if out, code := run(nil, "keygen", "--type", "ecdsa-p256", "--out", key); code != 0 {
+		t.Fatalf("keygen: %d %s", code, out)
+	}
+	pem, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signing.ParsePrivateKeyPEM(pem)
+	if err != nil || s.Algorithm() != "ECDSA-P256" {
+		t.Fatalf("keygen wrote %v, %v", s, err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if _, err := os.Stat(key + ".pub"); err != nil {
+		t.Errorf("no public key beside the private key: %v", err)
+	}
+	if out, code := run(nil, "keygen", "--out", key); code == 0 {
+		t.Errorf("keygen overwrote an existing key: %s", out)
+	}
+
+	n := startNode(t, nodeConfig{})
+	pub := filepath.Join(dir, "server.pub")
+	if err := os.WriteFile(pub, n.publicKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	consume := []string{"consume", "--url", n.base + "/api/v4", "--api-key", apiKey, "--public-key", pub,
+		"--product", "cad", "--feature", "render", "--hardware-id", "sdk-hw", "--license-key", "KEY-SDK"}
+	env := []string{"LICENSE_API_SHARED_KEY=" + sharedKey}
+	out, code := run(env, append(consume, "--consumptions", "4")...)
+	if code != 0 || !strings.Contains(out, "HTTP 200") || !strings.Contains(out, `"total_consumptions":4`) || !strings.Contains(out, "signature: valid") {
+		t.Errorf("consume 4: exit %d\n%s", code, out)
+	}
+	out, code = run(env, append(consume, "--consumptions", "40")...)
+	if code != 1 || !strings.Contains(out, "feature_not_enough_consumptions") || !strings.Contains(out, "signature: valid") {
+		t.Errorf("consume past the limit: exit %d, want 1\n%s", code, out)
+	}
+	out, code = run(env, append(consume[:len(consume):len(consume)], "--public-key", key+".pub")...)
+	if code != 2 || !strings.Contains(out, "signature: INVALID") {
+		t.Errorf("consume verified with another key: exit %d, want 2\n%s", code, out)
+	}
+	if out, code = run(nil, consume...); code != 1 || !strings.Contains(out, "LICENSE_API_SHARED_KEY") {
+		t.Errorf("consume without a shared key: exit %d, want 1 and a hint\n%s", code, out)
+	}
+	if strings.Contains(n.logs.String(), sharedKey) {
+		t.Error("the shared key appears in Caddy's logs")
+	}
+}
