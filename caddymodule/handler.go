@@ -139,6 +139,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	opener, err := h.loadStore(ctx)
 	if err != nil {
 		return err
@@ -213,7 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case "add_feature_consumption":
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			h.writeError(w, errMethodNotAllowed)
+			h.writeError(w, endpoint, errMethodNotAllowed)
 			return nil
 		}
 		h.addFeatureConsumption(w, r)

@@ -31,10 +31,12 @@ var (
 // for every request.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
+const endpointAddFeatureConsumption = "add_feature_consumption"
+
 func (h *Handler) addFeatureConsumption(w http.ResponseWriter, r *http.Request) {
 	apiKey, err := h.verifier.Verify(r.Header.Get("Date"), r.Header.Get("Authorization"))
 	if err != nil {
-		h.writeError(w, err)
+		h.writeError(w, endpointAddFeatureConsumption, err)
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -42,26 +44,27 @@ func (h *Handler) addFeatureConsumption(w http.ResponseWriter, r *http.Request) 
 	body, err := readBody(w, r, (*bp)[:0])
 	*bp = body
 	if err != nil {
-		h.writeError(w, err)
+		h.writeError(w, endpointAddFeatureConsumption, err)
 		return
 	}
 	req, err := consumption.DecodeFeatureConsumption(body)
 	if err != nil {
-		h.writeError(w, err)
+		h.writeError(w, endpointAddFeatureConsumption, err)
 		return
 	}
 	out, err := h.state.service.AddFeatureConsumption(r.Context(), apiKey, req)
 	if err != nil {
-		h.writeError(w, err)
+		h.writeError(w, endpointAddFeatureConsumption, err)
 		return
 	}
 	*bp = consumption.AppendFeatureConsumptionJSON((*bp)[:0], h.CompanyID, &out)
 	sig, err := h.signer.Sign(*bp)
 	if err != nil {
 		h.logger.Error("signing a response", zap.Error(err))
-		h.writeError(w, errSigning)
+		h.writeError(w, endpointAddFeatureConsumption, errSigning)
 		return
 	}
+	metrics.responses.WithLabelValues(endpointAddFeatureConsumption, "ok").Inc()
 	writeJSON(w, http.StatusOK, *bp, sig)
 }
 
@@ -90,7 +93,7 @@ func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error
 // writeError answers with the error's documented status, code and message.
 // Anything that is not an API error is a store failure: it is logged and
 // answered 503, so clients retry rather than treat it as a refusal.
-func (h *Handler) writeError(w http.ResponseWriter, err error) {
+func (h *Handler) writeError(w http.ResponseWriter, endpoint string, err error) {
 	var status int
 	var code, message string
 	var ae *auth.Error
@@ -104,6 +107,7 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 		h.logger.Error("license store failed", zap.Error(err))
 		status, code, message = errStoreUnavailable.Status, errStoreUnavailable.Code, errStoreUnavailable.Message
 	}
+	metrics.responses.WithLabelValues(endpoint, code).Inc()
 	body, sig, err := h.errSigs.get(h, status, code, message)
 	if err != nil {
 		h.logger.Error("signing an error response", zap.Error(err))

@@ -2,9 +2,12 @@ package integration
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -115,5 +118,39 @@ func TestCommands(t *testing.T) {
 	}
 	if strings.Contains(n.logs.String(), sharedKey) {
 		t.Error("the shared key appears in Caddy's logs")
+	}
+}
+
+// TestMetrics reads the plugin's Prometheus metrics from the admin
+// endpoint after known traffic.
+func TestMetrics(t *testing.T) {
+	n := startNode(t, nodeConfig{})
+	for range 3 {
+		n.consume(body(nil))
+	}
+	n.consume(body(map[string]any{"consumptions": 1000}))
+	n.consume(body(map[string]any{"product": "nope"}))
+	resp, err := http.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`caddy_license_api_responses_total{code="ok",endpoint="add_feature_consumption"} 3`,
+		`caddy_license_api_responses_total{code="feature_not_enough_consumptions",endpoint="add_feature_consumption"} 1`,
+		`caddy_license_api_responses_total{code="unknown_product",endpoint="add_feature_consumption"} 1`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	hits := regexp.MustCompile(`(?m)^caddy_license_api_cache_hits_total ([0-9]+)$`).FindSubmatch(text)
+	misses := regexp.MustCompile(`(?m)^caddy_license_api_cache_misses_total ([0-9]+)$`).FindSubmatch(text)
+	if hits == nil || misses == nil || string(hits[1]) == "0" || string(misses[1]) == "0" {
+		t.Errorf("cache metrics missing or zero: hits %q misses %q", hits, misses)
 	}
 }

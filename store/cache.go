@@ -56,8 +56,9 @@ func (c *Cache) Clear() {
 	c.c.Clear()
 }
 
-// HitRatio returns the share of lookups served from memory since start.
-func (c *Cache) HitRatio() float64 { return c.c.Metrics.Ratio() }
+// Stats returns how many lookups were served from memory and how many read
+// the backend.
+func (c *Cache) Stats() (hits, misses uint64) { return c.c.Metrics.Hits(), c.c.Metrics.Misses() }
 
 // Close releases the cache's goroutines.
 func (c *Cache) Close() { c.c.Close() }

@@ -1,0 +1,64 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are created once per process and registered again with each
+// configuration's registry, because a reload brings a new registry and
+// counters written only to the old one would vanish from /metrics. Labels are
+// bounded: the endpoint and the answer's code, never a key or hardware id.
+var metrics struct {
+	once      sync.Once
+	responses *prometheus.CounterVec
+	cache     cacheCollector
+}
+
+// cacheCollector reports the definitions caches of every open store; their
+// counts live in ristretto, so they are read when scraped.
+type cacheCollector struct {
+	hits, misses *prometheus.Desc
+}
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.hits
+	ch <- c.misses
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	var hits, misses uint64
+	pool.Range(func(_, v any) bool {
+		h, m := v.(*sharedState).cache.Stats()
+		hits, misses = hits+h, misses+m
+		return true
+	})
+	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(hits))
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(misses))
+}
+
+func registerMetrics(registry *prometheus.Registry) error {
+	metrics.once.Do(func() {
+		const ns, sub = "caddy", "license_api"
+		metrics.responses = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "responses_total",
+			Help: "License API answers by endpoint and code (ok for success).",
+		}, []string{"endpoint", "code"})
+		metrics.cache = cacheCollector{
+			hits: prometheus.NewDesc(ns+"_"+sub+"_cache_hits_total",
+				"Definition lookups served from memory.", nil, nil),
+			misses: prometheus.NewDesc(ns+"_"+sub+"_cache_misses_total",
+				"Definition lookups that read the store.", nil, nil),
+		}
+	})
+	for _, c := range []prometheus.Collector{metrics.responses, metrics.cache} {
+		// Several handlers in one configuration register the same
+		// collectors; the first registration serves them all.
+		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return err
+		}
+	}
+	return nil
+}
