@@ -139,7 +139,8 @@ func (s *Service) usableLicense(ctx context.Context, product, key, username stri
 }
 
 // findLicense resolves the license by key or user. A user with several
-// licenses of one product gets the lowest id unless license_id picks another.
+// licenses of one product gets the most recently created one (the highest
+// id), as LicenseSpring does, unless license_id picks another.
 func (s *Service) findLicense(ctx context.Context, p *Product, key, username string, licenseID *int64) (License, error) {
 	if p.AuthMethod == UserBased {
 		if username == "" {
@@ -149,9 +150,9 @@ func (s *Service) findLicense(ctx context.Context, p *Product, key, username str
 		if err != nil {
 			return License{}, err
 		}
-		for _, l := range lics {
-			if licenseID == nil || l.ID == *licenseID {
-				return l, nil
+		for i := len(lics) - 1; i >= 0; i-- {
+			if licenseID == nil || lics[i].ID == *licenseID {
+				return lics[i], nil
 			}
 		}
 		return License{}, ErrLicenseNotFound

@@ -217,12 +217,12 @@ func TestAddFeatureConsumptionSucceeds(t *testing.T) {
 	}{
 		{"key-based", func(r *FeatureConsumptionRequest) {}, 100},
 		{"key-based with its license_id", func(r *FeatureConsumptionRequest) { r.LicenseID = int64p(10) }, 100},
-		{"user-based, name in another case, lowest id", func(r *FeatureConsumptionRequest) {
+		{"user-based, name in another case, newest license", func(r *FeatureConsumptionRequest) {
 			r.Product, r.LicenseKey, r.Username = "team", "", "Ana@Example.COM"
-		}, 200},
-		{"user-based with license_id", func(r *FeatureConsumptionRequest) {
-			r.Product, r.LicenseKey, r.Username, r.LicenseID = "team", "", "ana@example.com", int64p(21)
 		}, 210},
+		{"user-based with license_id", func(r *FeatureConsumptionRequest) {
+			r.Product, r.LicenseKey, r.Username, r.LicenseID = "team", "", "ana@example.com", int64p(20)
+		}, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

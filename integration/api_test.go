@@ -149,10 +149,10 @@ func TestConsumptions(t *testing.T) {
 		{"negative", map[string]any{"consumptions": -4}, fmt.Sprintf(render, 5001, 1001, 6, 100, true)},
 		{"negative stops at 0", map[string]any{"consumptions": -50}, fmt.Sprintf(render, 5001, 1001, 0, 100, true)},
 		{"up to the limit", map[string]any{"consumptions": 100}, fmt.Sprintf(render, 5001, 1001, 100, 100, true)},
-		{"user-based, name in other case, lowest id", map[string]any{"product": "team", "license_key": nil, "username": "ANA@example.COM", "consumptions": 2},
-			fmt.Sprintf(render, 6001, 2001, 2, 50, false)},
-		{"user-based with license_id", map[string]any{"product": "team", "license_key": nil, "username": "ana@example.com", "license_id": 2002},
-			fmt.Sprintf(render, 6002, 2002, 1, 50, false)},
+		{"user-based, name in other case, newest license", map[string]any{"product": "team", "license_key": nil, "username": "ANA@example.COM", "consumptions": 2},
+			fmt.Sprintf(render, 6002, 2002, 2, 50, false)},
+		{"user-based with license_id", map[string]any{"product": "team", "license_key": nil, "username": "ana@example.com", "license_id": 2001},
+			fmt.Sprintf(render, 6001, 2001, 1, 50, false)},
 		{"overages and a period", map[string]any{"feature": "over", "consumptions": 7},
 			`{"id":5005,"license_id":1001,"company":{"id":276},"total_consumptions":7,"max_consumptions":5,` +
 				`"allow_negative_consumptions":false,"allow_unlimited_consumptions":false,"allow_overages":true,"max_overages":2,` +

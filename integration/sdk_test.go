@@ -99,7 +99,7 @@ func TestNodeSDK(t *testing.T) {
 				consume(key(6)),
 				consume(key(1)),
 				consume(key(-3)),
-				consume(map[string]any{"username": "ana@example.com", "hardware_id": "sdk-hw", "product": "team", "feature": "render", "consumptions": 5}),
+				consume(map[string]any{"username": "ana@example.com", "license_id": 2001, "hardware_id": "sdk-hw", "product": "team", "feature": "render", "consumptions": 5}),
 			})
 			want := []struct {
 				totals featureTotals
