@@ -8,6 +8,9 @@
 // U+2028 and U+2029, and writes \u001F where JavaScript writes \u001f.
 // Building bodies from these helpers (with no insignificant whitespace and
 // keys in the intended order) keeps them in JavaScript's canonical form.
+// Canonical does the same for a whole JSON value supplied as bytes, such as
+// operator-written metadata, by computing what JSON.stringify(JSON.parse(raw))
+// gives.
 package jsonjs
 
 import (
@@ -46,6 +49,15 @@ var literal = func() (t [utf8.RuneSelf]bool) {
 func AppendString(dst []byte, s string) []byte {
 	dst = slices.Grow(dst, len(s)+2)
 	dst = append(dst, '"')
+	dst = appendStringBody(dst, s)
+	return append(dst, '"')
+}
+
+// appendStringBody appends s escaped as AppendString escapes it, without the
+// quotes, so that Canonical can write a string that holds lone surrogates
+// (which a Go string cannot) as valid text pieces with \udxxx escapes
+// between them.
+func appendStringBody(dst []byte, s string) []byte {
 	start := 0 // s[start:i] is pending literal text not yet copied to dst
 	for i := 0; i < len(s); {
 		b := s[i]
@@ -85,8 +97,7 @@ func AppendString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // illFormedLen returns the length of the maximal ill-formed subsequence at
