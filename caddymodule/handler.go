@@ -208,21 +208,16 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP answers the API's endpoints and passes everything else on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	endpoint, ok := strings.CutPrefix(r.URL.Path, h.prefix)
+	name, ok := strings.CutPrefix(r.URL.Path, h.prefix)
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
-	switch endpoint {
-	case "add_feature_consumption":
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			h.writeError(w, endpoint, errMethodNotAllowed)
-			return nil
-		}
-		h.addFeatureConsumption(w, r)
-		return nil
+	ep, ok := endpoints[name]
+	if !ok {
+		return next.ServeHTTP(w, r)
 	}
-	return next.ServeHTTP(w, r)
+	h.serve(w, r, name, ep)
+	return nil
 }
 
 var (

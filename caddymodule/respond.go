@@ -15,8 +15,6 @@ import (
 
 // Errors of this server's own, beyond those LicenseSpring documents.
 var (
-	errMethodNotAllowed = &consumption.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
-		Message: "this endpoint takes POST"}
 	errRequestTooLarge = &consumption.Error{Status: http.StatusRequestEntityTooLarge, Code: consumption.CodeRequestTooLarge,
 		Message: "request body exceeds " + strconv.Itoa(consumption.MaxBodyBytes) + " bytes"}
 	errUnreadableBody = &consumption.Error{Status: http.StatusBadRequest, Code: consumption.CodeInvalidJSON,
@@ -30,43 +28,6 @@ var (
 // bufPool recycles request and response buffers, which are small and made
 // for every request.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-const endpointAddFeatureConsumption = "add_feature_consumption"
-
-func (h *Handler) addFeatureConsumption(w http.ResponseWriter, r *http.Request) {
-	apiKey, err := h.verifier.Verify(r.Header.Get("Date"), r.Header.Get("Authorization"))
-	if err != nil {
-		h.writeError(w, endpointAddFeatureConsumption, err)
-		return
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	body, err := readBody(w, r, (*bp)[:0])
-	*bp = body
-	if err != nil {
-		h.writeError(w, endpointAddFeatureConsumption, err)
-		return
-	}
-	req, err := consumption.DecodeFeatureConsumption(body)
-	if err != nil {
-		h.writeError(w, endpointAddFeatureConsumption, err)
-		return
-	}
-	out, err := h.state.service.AddFeatureConsumption(r.Context(), apiKey, req)
-	if err != nil {
-		h.writeError(w, endpointAddFeatureConsumption, err)
-		return
-	}
-	*bp = consumption.AppendFeatureConsumptionJSON((*bp)[:0], h.CompanyID, &out)
-	sig, err := h.signer.Sign(*bp)
-	if err != nil {
-		h.logger.Error("signing a response", zap.Error(err))
-		h.writeError(w, endpointAddFeatureConsumption, errSigning)
-		return
-	}
-	metrics.responses.WithLabelValues(endpointAddFeatureConsumption, "ok").Inc()
-	writeJSON(w, http.StatusOK, *bp, sig)
-}
 
 // readBody reads at most MaxBodyBytes of the request body into buf.
 func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
@@ -142,6 +103,14 @@ func (c *signatureCache) get(h *Handler, status int, code, message string) ([]by
 	}
 	c.m.Store(k, &signedBody{body, sig})
 	return body, sig, nil
+}
+
+func writeText(w http.ResponseWriter, body []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte, signature string) {

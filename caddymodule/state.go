@@ -52,7 +52,8 @@ func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
 			b.Close()
 			return nil, err
 		}
-		return &sharedState{backend: b, cache: c, service: &consumption.Service{Definitions: c, Counters: b}}, nil
+		svc := &consumption.Service{Definitions: c, Recorder: b, Forget: c.ForgetLicense}
+		return &sharedState{backend: b, cache: c, service: svc}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("opening license store: %w", err)

@@ -32,6 +32,16 @@ var (
 	ErrFeatureNotEnoughConsumptions   = &Error{http.StatusBadRequest, "feature_not_enough_consumptions", "Not enough consumptions left"}
 )
 
+// The errors of the device lifecycle endpoints (activate_license,
+// check_license, check_license_feature, add_consumption, deactivate_license).
+var (
+	ErrLicenseActivatedMaxTimes     = &Error{http.StatusBadRequest, "license_activated_max_times", "License is already activated max number of times"}
+	ErrInvalidLicenseFeatureCode    = &Error{http.StatusBadRequest, "invalid_license_feature_code", "License feature with the provided code not found"}
+	ErrLicenseNotConsumption        = &Error{http.StatusBadRequest, "license_not_consumption", "The license is not a consumption license"}
+	ErrLicenseNotEnoughConsumptions = &Error{http.StatusBadRequest, "license_not_enough_consumptions", "Not enough consumptions left"}
+	ErrInvalidCredentials           = &Error{http.StatusBadRequest, "invalid_credentials", "The username or password is not valid"}
+)
+
 // Request body errors. These codes are this server's own (LicenseSpring does
 // not document its answers to malformed bodies); each message names the
 // offending field so a developer can fix the call.

@@ -117,3 +117,22 @@ func Apply(s Settings, c Counter, n int64, now time.Time) (next Counter, applied
 	next.Total = total
 	return next, total - current, nil
 }
+
+// ApplyLicense is Apply for a consumption license's own counter, which
+// reports running out as license_not_enough_consumptions.
+func ApplyLicense(s Settings, c Counter, n int64, now time.Time) (Counter, int64, error) {
+	next, applied, err := Apply(s, c, n, now)
+	if err == ErrFeatureNotEnoughConsumptions {
+		err = ErrLicenseNotEnoughConsumptions
+	}
+	return next, applied, err
+}
+
+// ActivationAllowed reports whether a license with active devices already
+// bound may bind one more.
+func (l *License) ActivationAllowed(active int64) error {
+	if l.AllowUnlimitedActivations || active < l.MaxActivations {
+		return nil
+	}
+	return ErrLicenseActivatedMaxTimes
+}

@@ -40,16 +40,41 @@ type Product struct {
 	AuthMethod AuthMethod
 }
 
-// License is a product license as the consumption rules need it.
+// LicenseType is LicenseSpring's license type.
+type LicenseType string
+
+// The license types; only consumption licenses have a license-level counter.
+const (
+	Perpetual        LicenseType = "perpetual"
+	TimeLimited      LicenseType = "time-limited"
+	ConsumptionType  LicenseType = "consumption"
+	SubscriptionType LicenseType = "subscription"
+)
+
+// License is a product license.
 type License struct {
 	ID        int64
 	ProductID int64
 	// Key is the license key of a key-based license; empty for user-based ones.
-	Key     string
+	Key string
+	// Users are the lower-cased names of a user-based license's users.
+	Users   []string
 	Enabled bool
-	Active  bool
+	// Active is false until the first activation (or the seed says so).
+	Active bool
 	// ValidityPeriod is when the license expires; the zero time means never.
-	ValidityPeriod time.Time
+	ValidityPeriod            time.Time
+	Type                      LicenseType
+	IsTrial                   bool
+	MaxActivations            int64
+	AllowUnlimitedActivations bool
+	// Consumption holds the license-level counter's rules, which apply to
+	// consumption licenses only.
+	Consumption Settings
+	// Customer and Metadata are JSON objects, already in the form
+	// JavaScript's JSON.stringify writes, so they are sent as they are.
+	Customer string
+	Metadata string
 }
 
 // Expired reports whether the license's validity period has passed at now.
@@ -59,6 +84,7 @@ func (l *License) Expired(now time.Time) bool {
 
 // Device is a hardware id bound to a license.
 type Device struct {
+	ID         int64
 	LicenseID  int64
 	HardwareID string
 	Active     bool

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -13,27 +15,42 @@ const (
 	EventOfflineSync    = "offline_floating_consumptions_sync"
 )
 
-// FeatureConsumptionRequest is the body of POST add_feature_consumption.
-type FeatureConsumptionRequest struct {
+// LicenseRequest addresses a license from a device: the fields every
+// endpoint shares.
+type LicenseRequest struct {
 	HardwareID string `json:"hardware_id"`
 	Product    string `json:"product"`
-	Feature    string `json:"feature"`
 	// LicenseKey addresses a key-based product's license.
 	LicenseKey string `json:"license_key"`
 	// Username addresses a user-based product's license; it is matched
 	// case-insensitively.
 	Username string `json:"username"`
+	// Password authenticates Username at activation.
+	Password string `json:"password"`
 	// LicenseID, when set, restricts the request to that license.
-	LicenseID *int64 `json:"license_id"`
+	LicenseID  *int64 `json:"license_id"`
+	BundleCode string `json:"bundle_code"`
+	SDKVersion string `json:"sdk_ver"`
+	// IncludeExpiredFeatures is check_license's query flag.
+	IncludeExpiredFeatures bool `json:"-"`
+}
+
+// LicenseConsumptionRequest is the body of POST add_consumption.
+type LicenseConsumptionRequest struct {
+	LicenseRequest
 	// Consumptions is the amount to add; nil means the default of 1.
 	Consumptions *int64   `json:"consumptions"`
-	BundleCode   string   `json:"bundle_code"`
-	SDKVersion   string   `json:"sdk_ver"`
 	Event        []string `json:"event"`
 }
 
+// FeatureConsumptionRequest is the body of POST add_feature_consumption.
+type FeatureConsumptionRequest struct {
+	LicenseConsumptionRequest
+	Feature string `json:"feature"`
+}
+
 // Amount returns the requested consumption, 1 when the client sent none.
-func (r *FeatureConsumptionRequest) Amount() int64 {
+func (r *LicenseConsumptionRequest) Amount() int64 {
 	if r.Consumptions == nil {
 		return 1
 	}
@@ -41,7 +58,7 @@ func (r *FeatureConsumptionRequest) Amount() int64 {
 }
 
 // EventLabel returns the activity label the ledger records for the request.
-func (r *FeatureConsumptionRequest) EventLabel() string {
+func (r *LicenseConsumptionRequest) EventLabel() string {
 	if len(r.Event) == 1 {
 		return r.Event[0]
 	}
@@ -56,6 +73,7 @@ var fieldTypes = map[string]string{
 	"feature":      "a string",
 	"license_key":  "a string",
 	"username":     "a string",
+	"password":     "a string",
 	"license_id":   "an integer",
 	"consumptions": "an integer",
 	"bundle_code":  "a string",
@@ -72,21 +90,75 @@ func DecodeFeatureConsumption(body []byte) (*FeatureConsumptionRequest, error) {
 	if err := decodeObject(body, &r); err != nil {
 		return nil, err
 	}
-	switch {
-	case r.HardwareID == "":
-		return nil, missingField("hardware_id")
-	case r.Product == "":
-		return nil, missingField("product")
-	case r.Feature == "":
-		return nil, missingField("feature")
-	}
-	if r.Consumptions != nil && (*r.Consumptions > MaxSafeInteger || *r.Consumptions < -MaxSafeInteger) {
-		return nil, invalidField("consumptions", "within ±9007199254740991")
-	}
-	if err := validateEvent(r.Event); err != nil {
+	if err := r.validate(); err != nil {
 		return nil, err
 	}
+	if r.Feature == "" {
+		return nil, missingField("feature")
+	}
 	return &r, nil
+}
+
+// DecodeLicenseConsumption parses and validates an add_consumption body.
+func DecodeLicenseConsumption(body []byte) (*LicenseConsumptionRequest, error) {
+	var r LicenseConsumptionRequest
+	if err := decodeObject(body, &r); err != nil {
+		return nil, err
+	}
+	return &r, r.validate()
+}
+
+// DecodeLicenseRequest parses and validates an activate_license or
+// deactivate_license body.
+func DecodeLicenseRequest(body []byte) (*LicenseRequest, error) {
+	var r LicenseRequest
+	if err := decodeObject(body, &r); err != nil {
+		return nil, err
+	}
+	return &r, r.validate()
+}
+
+// ParseLicenseQuery reads a check_license or check_license_feature query.
+func ParseLicenseQuery(q url.Values) (*LicenseRequest, error) {
+	r := &LicenseRequest{
+		HardwareID: q.Get("hardware_id"), Product: q.Get("product"), LicenseKey: q.Get("license_key"),
+		Username: q.Get("username"), BundleCode: q.Get("bundle_code"), SDKVersion: q.Get("sdk_ver"),
+	}
+	if v := q.Get("license_id"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, invalidField("license_id", "an integer")
+		}
+		r.LicenseID = &id
+	}
+	if v := q.Get("include_expired_features"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, invalidField("include_expired_features", "true or false")
+		}
+		r.IncludeExpiredFeatures = b
+	}
+	return r, r.validate()
+}
+
+func (r *LicenseRequest) validate() error {
+	switch {
+	case r.HardwareID == "":
+		return missingField("hardware_id")
+	case r.Product == "":
+		return missingField("product")
+	}
+	return nil
+}
+
+func (r *LicenseConsumptionRequest) validate() error {
+	if err := r.LicenseRequest.validate(); err != nil {
+		return err
+	}
+	if r.Consumptions != nil && (*r.Consumptions > MaxSafeInteger || *r.Consumptions < -MaxSafeInteger) {
+		return invalidField("consumptions", "within ±9007199254740991")
+	}
+	return validateEvent(r.Event)
 }
 
 func validateEvent(events []string) error {
@@ -110,18 +182,18 @@ func decodeObject(body []byte, v any) error {
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		field := typeErr.Field
-		if field == "" {
+		if typeErr.Field == "" {
 			return &Error{http.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object"}
 		}
-		// Field is a dotted path for nested values (event.0); the top-level
-		// name is what a developer recognises.
-		if i := strings.IndexByte(field, '.'); i >= 0 {
-			field = field[:i]
-		}
-		want, ok := fieldTypes[field]
-		if !ok {
-			want = "of another type"
+		// Field is a dotted path that names embedded structs and nested
+		// values too (LicenseConsumptionRequest.event.0); the wire field in
+		// it is what a developer recognises.
+		field, want := typeErr.Field, "of another type"
+		for _, part := range strings.Split(typeErr.Field, ".") {
+			if w, ok := fieldTypes[part]; ok {
+				field, want = part, w
+				break
+			}
 		}
 		return invalidField(field, want)
 	}

@@ -16,6 +16,9 @@ type Definitions interface {
 	// LicensesByUser returns the product's licenses that list the user, in
 	// ascending id order. username is already lower-cased.
 	LicensesByUser(ctx context.Context, productID int64, username string) ([]License, error)
+	// PasswordHash returns the stored hash of a license user's password, ""
+	// when the user has none.
+	PasswordHash(ctx context.Context, licenseID int64, username string) (string, error)
 	Device(ctx context.Context, licenseID int64, hardwareID string) (Device, bool, error)
 	// Blacklisted reports whether hardwareID is barred from the product,
 	// either for that product or for all products.
@@ -43,27 +46,41 @@ type FeatureOutcome struct {
 	Applied int64
 }
 
-// Counters changes consumption counters. ConsumeFeature must, in one atomic
-// step of the store, read the license feature's settings and counter, decide
-// with Apply, write the new counter, and append the ledger row; it returns only
-// once that step is durable. A refusal by Apply is returned as its *Error and
-// writes nothing.
-type Counters interface {
+// Recorder makes the durable changes: counters, their ledger, and device
+// bindings. Each method is one atomic step of the store that reads what it
+// decides on (settings, counters, active devices) inside that step, decides
+// with this package's rules (Apply, ApplyLicense, License.ActivationAllowed),
+// writes, and returns only once the step is durable. A refusal is returned as
+// its *Error and writes nothing.
+type Recorder interface {
 	ConsumeFeature(ctx context.Context, c FeatureConsumption) (FeatureOutcome, error)
+	ConsumeLicense(ctx context.Context, c LicenseConsumption) (LicenseOutcome, error)
+	// Activate binds the device to the license, or confirms that it is
+	// bound, and makes the license active.
+	Activate(ctx context.Context, a DeviceChange) (Activation, error)
+	// Deactivate unbinds an active device; ErrDeviceNotFound otherwise.
+	Deactivate(ctx context.Context, d DeviceChange) error
+	// LicenseStatus reads the parts of a license that change with use:
+	// counters and activations. It is never cached.
+	LicenseStatus(ctx context.Context, licenseID int64, hardwareID string) (LicenseStatus, error)
 }
 
-// Service answers consumption requests.
+// Service answers License API requests.
 type Service struct {
 	Definitions Definitions
-	Counters    Counters
-	// Now is the clock; nil means time.Now. Tests set it to cross period
-	// boundaries.
-	Now func() time.Time
+	Recorder    Recorder
+	// Forget, when set, is told about a license whose activation state
+	// changed, so that caches of Definitions drop what they hold of it.
+	Forget func(l *License, hardwareID string)
+	// Clock is the time source; nil means time.Now. Tests set it to cross
+	// period boundaries.
+	Clock func() time.Time
 }
 
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
+// Now returns the service's clock reading.
+func (s *Service) Now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
 	}
 	return time.Now()
 }
@@ -75,7 +92,7 @@ func (s *Service) now() time.Time {
 // unsupported_product_feature, negative_consumptions_not_allowed,
 // feature_not_enough_consumptions.
 func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *FeatureConsumptionRequest) (FeatureOutcome, error) {
-	now := s.now()
+	now := s.Now()
 	lic, err := s.usableLicense(ctx, r.Product, r.LicenseKey, r.Username, r.LicenseID, r.HardwareID, now)
 	if err != nil {
 		return FeatureOutcome{}, err
@@ -87,7 +104,7 @@ func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *F
 	if !ok || f.Type != ConsumptionFeature || f.Expired(now) {
 		return FeatureOutcome{}, ErrUnsupportedProductFeature
 	}
-	return s.Counters.ConsumeFeature(ctx, FeatureConsumption{
+	return s.Recorder.ConsumeFeature(ctx, FeatureConsumption{
 		Time:             now,
 		LicenseID:        lic.ID,
 		LicenseFeatureID: f.ID,
@@ -102,14 +119,7 @@ func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *F
 // usableLicense finds the license a request addresses and checks that the
 // device may use it, in the documented error order up to device_not_found.
 func (s *Service) usableLicense(ctx context.Context, product, key, username string, licenseID *int64, hardwareID string, now time.Time) (License, error) {
-	p, ok, err := s.Definitions.Product(ctx, product)
-	if err != nil {
-		return License{}, err
-	}
-	if !ok {
-		return License{}, ErrUnknownProduct
-	}
-	lic, err := s.findLicense(ctx, &p, key, username, licenseID)
+	p, lic, err := s.license(ctx, product, key, username, licenseID)
 	if err != nil {
 		return License{}, err
 	}
@@ -136,6 +146,19 @@ func (s *Service) usableLicense(ctx context.Context, product, key, username stri
 		return License{}, ErrDeviceNotFound
 	}
 	return lic, nil
+}
+
+// license finds the product and the license a request addresses.
+func (s *Service) license(ctx context.Context, product, key, username string, licenseID *int64) (Product, License, error) {
+	p, ok, err := s.Definitions.Product(ctx, product)
+	if err != nil {
+		return p, License{}, err
+	}
+	if !ok {
+		return p, License{}, ErrUnknownProduct
+	}
+	lic, err := s.findLicense(ctx, &p, key, username, licenseID)
+	return p, lic, err
 }
 
 // findLicense resolves the license by key or user. A user with several

@@ -3,6 +3,7 @@ package consumption
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -17,6 +18,9 @@ type memory struct {
 	features  []LicenseFeature
 	counters  map[int64]Counter
 	recorded  []FeatureConsumption
+	// For the lifecycle endpoints.
+	passwords       map[string]string // fmt.Sprint(licenseID, user) -> hash
+	licenseCounters map[int64]Counter
 }
 
 func (m *memory) Product(_ context.Context, code string) (Product, bool, error) {
@@ -67,6 +71,83 @@ func (m *memory) Feature(_ context.Context, lid int64, code string) (LicenseFeat
 	return LicenseFeature{}, false, nil
 }
 
+func (m *memory) PasswordHash(_ context.Context, lid int64, user string) (string, error) {
+	return m.passwords[fmt.Sprint(lid, user)], nil
+}
+
+func (m *memory) license(id int64) *License {
+	for i := range m.licenses {
+		if m.licenses[i].ID == id {
+			return &m.licenses[i]
+		}
+	}
+	return nil
+}
+
+func (m *memory) activeDevices(lid int64) (n int64) {
+	for _, d := range m.devices {
+		if d.LicenseID == lid && d.Active {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *memory) Activate(_ context.Context, a DeviceChange) (Activation, error) {
+	for i, d := range m.devices {
+		if d.LicenseID == a.LicenseID && d.HardwareID == a.HardwareID {
+			if d.Active {
+				return Activation{DeviceID: d.ID, TimesActivated: m.activeDevices(a.LicenseID)}, nil
+			}
+			m.devices = append(m.devices[:i], m.devices[i+1:]...)
+			break
+		}
+	}
+	l := m.license(a.LicenseID)
+	if err := l.ActivationAllowed(m.activeDevices(a.LicenseID)); err != nil {
+		return Activation{}, err
+	}
+	id := int64(len(m.devices) + 100)
+	m.devices = append(m.devices, Device{id, a.LicenseID, a.HardwareID, true})
+	l.Active = true
+	return Activation{DeviceID: id, TimesActivated: m.activeDevices(a.LicenseID), Changed: true}, nil
+}
+
+func (m *memory) Deactivate(_ context.Context, d DeviceChange) error {
+	for i := range m.devices {
+		if m.devices[i].LicenseID == d.LicenseID && m.devices[i].HardwareID == d.HardwareID && m.devices[i].Active {
+			m.devices[i].Active = false
+			return nil
+		}
+	}
+	return ErrDeviceNotFound
+}
+
+func (m *memory) ConsumeLicense(_ context.Context, c LicenseConsumption) (LicenseOutcome, error) {
+	l := m.license(c.LicenseID)
+	next, applied, err := ApplyLicense(l.Consumption, m.licenseCounters[l.ID], c.Requested, c.Time)
+	if err != nil {
+		return LicenseOutcome{}, err
+	}
+	m.licenseCounters[l.ID] = next
+	return LicenseOutcome{LicenseID: l.ID, Settings: l.Consumption, Total: next.Total, Applied: applied}, nil
+}
+
+func (m *memory) LicenseStatus(_ context.Context, lid int64, hw string) (LicenseStatus, error) {
+	st := LicenseStatus{TimesActivated: m.activeDevices(lid), Counter: m.licenseCounters[lid]}
+	for _, d := range m.devices {
+		if d.LicenseID == lid && d.HardwareID == hw && d.Active {
+			st.DeviceID = d.ID
+		}
+	}
+	for _, f := range m.features {
+		if f.LicenseID == lid {
+			st.Features = append(st.Features, FeatureState{f, m.counters[f.ID]})
+		}
+	}
+	return st, nil
+}
+
 func (m *memory) ConsumeFeature(_ context.Context, c FeatureConsumption) (FeatureOutcome, error) {
 	for _, f := range m.features {
 		if f.ID != c.LicenseFeatureID {
@@ -99,19 +180,27 @@ func newMemory() *memory {
 			{ID: 21, ProductID: 2, Enabled: true, Active: true},
 		},
 		users:   map[int64][]string{20: {"ana@example.com"}, 21: {"ana@example.com"}},
-		devices: []Device{{10, "hw-1", true}, {20, "hw-1", true}, {21, "hw-1", true}},
+		devices: []Device{{1, 10, "hw-1", true}, {2, 20, "hw-1", true}, {3, 21, "hw-1", true}},
 		features: []LicenseFeature{
 			{ID: 100, LicenseID: 10, Code: "render", Type: ConsumptionFeature, Settings: Settings{MaxConsumption: 5}},
 			{ID: 200, LicenseID: 20, Code: "render", Type: ConsumptionFeature, Settings: Settings{MaxConsumption: 5}},
 			{ID: 210, LicenseID: 21, Code: "render", Type: ConsumptionFeature, Settings: Settings{MaxConsumption: 5}},
 		},
-		blacklist: map[string]bool{},
-		counters:  map[int64]Counter{},
+		blacklist:       map[string]bool{},
+		counters:        map[int64]Counter{},
+		passwords:       map[string]string{},
+		licenseCounters: map[int64]Counter{},
 	}
 }
 
 func okRequest() *FeatureConsumptionRequest {
-	return &FeatureConsumptionRequest{HardwareID: "hw-1", Product: "cad", Feature: "render", LicenseKey: "KEY-1"}
+	return featureRequest("hw-1", "cad", "render", "KEY-1")
+}
+
+func featureRequest(hw, product, feature, key string) *FeatureConsumptionRequest {
+	r := &FeatureConsumptionRequest{Feature: feature}
+	r.HardwareID, r.Product, r.LicenseKey = hw, product, key
+	return r
 }
 
 func int64p(n int64) *int64 { return &n }
@@ -186,7 +275,7 @@ func TestAddFeatureConsumptionErrorOrder(t *testing.T) {
 			m := newMemory()
 			r := okRequest()
 			tt.mutate(m, r)
-			svc := &Service{Definitions: m, Counters: m, Now: func() time.Time { return now }}
+			svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now }}
 			_, err := svc.AddFeatureConsumption(context.Background(), "api-key", r)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -231,7 +320,7 @@ func TestAddFeatureConsumptionSucceeds(t *testing.T) {
 			r.Consumptions = int64p(3)
 			r.Event = []string{EventOfflineSync}
 			tt.edit(r)
-			svc := &Service{Definitions: m, Counters: m, Now: func() time.Time { return now }}
+			svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now }}
 			out, err := svc.AddFeatureConsumption(context.Background(), "api-key", r)
 			if err != nil {
 				t.Fatal(err)
@@ -249,10 +338,10 @@ func TestAddFeatureConsumptionSucceeds(t *testing.T) {
 
 func TestAddFeatureConsumptionMissingAddress(t *testing.T) {
 	m := newMemory()
-	svc := &Service{Definitions: m, Counters: m}
+	svc := &Service{Definitions: m, Recorder: m}
 	for _, r := range []*FeatureConsumptionRequest{
-		{HardwareID: "hw-1", Product: "cad", Feature: "render"},
-		{HardwareID: "hw-1", Product: "team", Feature: "render", LicenseKey: "KEY-1"},
+		featureRequest("hw-1", "cad", "render", ""),
+		featureRequest("hw-1", "team", "render", "KEY-1"),
 	} {
 		_, err := svc.AddFeatureConsumption(context.Background(), "k", r)
 		var e *Error

@@ -50,7 +50,8 @@ func NewCache(next consumption.Definitions, maxEntries int64, ttl time.Duration)
 }
 
 // Clear drops every entry, after definitions changed. A read that started
-// before Clear does not store its (possibly stale) result afterwards.
+// before Clear (or ForgetLicense) does not store its possibly stale result
+// afterwards.
 func (c *Cache) Clear() {
 	c.clock.Add(1)
 	c.c.Clear()
@@ -143,4 +144,25 @@ func (c *Cache) Feature(ctx context.Context, licenseID int64, code string) (cons
 	return lookupFound(c, key('f', licenseID, code), func() (consumption.LicenseFeature, bool, error) {
 		return c.next.Feature(ctx, licenseID, code)
 	})
+}
+
+// PasswordHash implements consumption.Definitions.
+func (c *Cache) PasswordHash(ctx context.Context, licenseID int64, username string) (string, error) {
+	return lookup(c, key('w', licenseID, username), func() (string, error) {
+		return c.next.PasswordHash(ctx, licenseID, username)
+	})
+}
+
+// ForgetLicense drops what the cache holds of a license whose activation
+// state changed (its entries by key and by every user) and of the device.
+// It is consumption.Service's Forget hook.
+func (c *Cache) ForgetLicense(l *consumption.License, hardwareID string) {
+	c.clock.Add(1) // a read under way must not store what it read before the change
+	if l.Key != "" {
+		c.c.Del(key('k', l.ProductID, l.Key))
+	}
+	for _, u := range l.Users {
+		c.c.Del(key('u', l.ProductID, u))
+	}
+	c.c.Del(key('d', l.ID, hardwareID))
 }

@@ -46,6 +46,11 @@ func (d *countingDefs) Blacklisted(context.Context, int64, string) (bool, error)
 	return false, nil
 }
 
+func (d *countingDefs) PasswordHash(context.Context, int64, string) (string, error) {
+	d.calls++
+	return "", nil
+}
+
 func (d *countingDefs) Feature(context.Context, int64, string) (consumption.LicenseFeature, bool, error) {
 	d.calls++
 	return consumption.LicenseFeature{}, false, nil
@@ -94,5 +99,29 @@ func TestCacheClearDuringLoad(t *testing.T) {
 	c.c.Wait()
 	if _, ok := c.c.Get(key('p', 0, "cad")); ok {
 		t.Error("a value loaded before Clear was cached after it")
+	}
+}
+
+// TestCacheForgetLicense checks that an activation's change reaches every
+// entry that names the license: by key, by each user, and the device.
+func TestCacheForgetLicense(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	lookups := func() {
+		c.LicenseByKey(ctx, 1, "K")
+		c.LicensesByUser(ctx, 2, "ana")
+		c.LicensesByUser(ctx, 2, "bob")
+		c.Device(ctx, 7, "hw")
+		c.Device(ctx, 7, "other")
+		c.c.Wait()
+	}
+	lookups()
+	before := d.calls
+	c.ForgetLicense(&consumption.License{ID: 7, ProductID: 1, Key: "K"}, "hw")
+	c.ForgetLicense(&consumption.License{ID: 8, ProductID: 2, Users: []string{"ana", "bob"}}, "x")
+	lookups()
+	if got := d.calls - before; got != 4 {
+		t.Errorf("%d lookups read the backend after ForgetLicense, want 4 (key, two users, the device; not the other device)", got)
 	}
 }

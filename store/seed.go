@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/internal/jsonjs"
 )
 
 // opt is a seed field that distinguishes "absent" (inherit or keep) from an
@@ -58,14 +59,30 @@ type seedFile struct {
 		} `json:"features"`
 	} `json:"products"`
 	Licenses []struct {
-		ID             opt[int64]  `json:"id"`
-		Product        string      `json:"product"`
-		LicenseKey     string      `json:"license_key"`
-		Users          []string    `json:"users"`
-		Enabled        opt[bool]   `json:"enabled"`
-		Active         opt[bool]   `json:"active"`
-		ValidityPeriod opt[string] `json:"validity_period"`
-		Features       []struct {
+		ID                        opt[int64]      `json:"id"`
+		Product                   string          `json:"product"`
+		LicenseKey                string          `json:"license_key"`
+		Users                     []seedUser      `json:"users"`
+		Enabled                   opt[bool]       `json:"enabled"`
+		Active                    opt[bool]       `json:"active"`
+		ValidityPeriod            opt[string]     `json:"validity_period"`
+		LicenseType               opt[string]     `json:"license_type"`
+		IsTrial                   opt[bool]       `json:"is_trial"`
+		MaxActivations            opt[int64]      `json:"max_activations"`
+		AllowUnlimitedActivations opt[bool]       `json:"allow_unlimited_activations"`
+		Customer                  json.RawMessage `json:"customer"`
+		Metadata                  json.RawMessage `json:"metadata"`
+		// The license-level counter of a consumption license; LicenseSpring
+		// says max_consumptions here and max_consumption on features.
+		MaxConsumptions   opt[int64]  `json:"max_consumptions"`
+		AllowUnlimited    opt[bool]   `json:"allow_unlimited_consumptions"`
+		AllowOverages     opt[bool]   `json:"allow_overages"`
+		MaxOverages       opt[int64]  `json:"max_overages"`
+		AllowNegative     opt[bool]   `json:"allow_negative_consumptions"`
+		ResetConsumption  opt[bool]   `json:"reset_consumption"`
+		ConsumptionPeriod opt[string] `json:"consumption_period"`
+		TotalConsumptions opt[int64]  `json:"total_consumptions"`
+		Features          []struct {
 			Code              string     `json:"code"`
 			ID                opt[int64] `json:"id"`
 			TotalConsumptions opt[int64] `json:"total_consumptions"`
@@ -80,6 +97,23 @@ type seedFile struct {
 		HardwareID string `json:"hardware_id"`
 		Product    string `json:"product"`
 	} `json:"blacklist"`
+}
+
+// seedUser is a license user: a name, or {"username": ..., "password": ...}.
+type seedUser struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// UnmarshalJSON accepts the plain-name form as well as the object.
+func (u *seedUser) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &u.Username)
+	}
+	type plain seedUser // without this method, so no recursion
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*plain)(u))
 }
 
 // Plan is a validated seed, resolved into what a backend writes. An import
@@ -103,11 +137,14 @@ type PlanProduct struct {
 }
 
 // PlanLicense is a license with its effective features and its devices.
+// Its License.Users are lower-cased, for case-insensitive matching, and
+// Passwords holds the password the seed gives each, "" for none.
 type PlanLicense struct {
 	consumption.License // ID 0 means "assign one"
 	Product             string
-	// Users are lower-cased, for case-insensitive matching.
-	Users    []string
+	Passwords           []string
+	// Total is the license-level counter value the seed sets, or nil.
+	Total    *int64
 	Features []PlanLicenseFeature
 	Devices  []consumption.Device
 }
@@ -211,8 +248,24 @@ func (p *planner) plan(f *seedFile) (*Plan, error) {
 			return nil, p.fail("unknown product %q", sl.Product)
 		}
 		pl := PlanLicense{
-			License: consumption.License{Key: sl.LicenseKey, Enabled: boolOr(sl.Enabled, true), Active: boolOr(sl.Active, true)},
+			License: consumption.License{Key: sl.LicenseKey, Enabled: boolOr(sl.Enabled, true), Active: boolOr(sl.Active, true),
+				Type: consumption.Perpetual, IsTrial: boolOr(sl.IsTrial, false), MaxActivations: 1,
+				AllowUnlimitedActivations: boolOr(sl.AllowUnlimitedActivations, false)},
 			Product: sl.Product,
+		}
+		if err := p.licenseFields(&pl, sl.LicenseType, sl.MaxActivations, sl.Customer, sl.Metadata); err != nil {
+			return nil, err
+		}
+		counter := seedFeatureFields{MaxConsumption: sl.MaxConsumptions, AllowUnlimited: sl.AllowUnlimited,
+			AllowOverages: sl.AllowOverages, MaxOverages: sl.MaxOverages, AllowNegative: sl.AllowNegative,
+			ResetConsumption: sl.ResetConsumption, ConsumptionPeriod: sl.ConsumptionPeriod}
+		lc, err := p.applyFields(consumption.LicenseFeature{}, &counter)
+		if err != nil {
+			return nil, err
+		}
+		pl.Consumption = lc.Settings
+		if pl.Total, err = p.optTotal(sl.TotalConsumptions); err != nil {
+			return nil, err
 		}
 		if sl.ID.Set && !sl.ID.Null {
 			if sl.ID.Value <= 0 || sl.ID.Value > consumption.MaxSafeInteger {
@@ -237,11 +290,18 @@ func (p *planner) plan(f *seedFile) (*Plan, error) {
 			if len(sl.Users) == 0 {
 				return nil, p.fail("users is required for user-based product %q", sl.Product)
 			}
+			seenUser := map[string]bool{}
 			for _, u := range sl.Users {
-				if u == "" {
+				name := strings.ToLower(u.Username)
+				if name == "" {
 					return nil, p.fail("users has an empty name")
 				}
-				pl.Users = append(pl.Users, strings.ToLower(u))
+				if seenUser[name] {
+					return nil, p.fail("user %q is listed twice", u.Username)
+				}
+				seenUser[name] = true
+				pl.Users = append(pl.Users, name)
+				pl.Passwords = append(pl.Passwords, u.Password)
 			}
 		}
 		vp, err := p.optTime(sl.ValidityPeriod, "validity_period")
@@ -275,12 +335,8 @@ func (p *planner) plan(f *seedFile) (*Plan, error) {
 				}
 				plf.ID = sf.ID.Value
 			}
-			if sf.TotalConsumptions.Set && !sf.TotalConsumptions.Null {
-				t := sf.TotalConsumptions.Value
-				if t < 0 || t > consumption.MaxSafeInteger {
-					return nil, p.fail("total_consumptions must be between 0 and 2^53-1")
-				}
-				plf.Total = &t
+			if plf.Total, err = p.optTotal(sf.TotalConsumptions); err != nil {
+				return nil, err
 			}
 			pl.Features = append(pl.Features, plf)
 		}
@@ -310,6 +366,55 @@ func (p *planner) plan(f *seedFile) (*Plan, error) {
 		out.Blacklist = append(out.Blacklist, PlanBlacklistEntry{HardwareID: sb.HardwareID, Product: sb.Product})
 	}
 	return out, nil
+}
+
+func (p *planner) optTotal(o opt[int64]) (*int64, error) {
+	if !o.Set || o.Null {
+		return nil, nil
+	}
+	if o.Value < 0 || o.Value > consumption.MaxSafeInteger {
+		return nil, p.fail("total_consumptions must be between 0 and 2^53-1")
+	}
+	return &o.Value, nil
+}
+
+// licenseFields validates the license type, activation limit, customer and
+// metadata. Customer and metadata are stored as JavaScript writes them, so
+// that responses carrying them verify in the SDK whatever they hold.
+func (p *planner) licenseFields(pl *PlanLicense, typ opt[string], maxActivations opt[int64], customer, metadata json.RawMessage) error {
+	if typ.Set && !typ.Null {
+		switch t := consumption.LicenseType(typ.Value); t {
+		case consumption.Perpetual, consumption.TimeLimited, consumption.ConsumptionType, consumption.SubscriptionType:
+			pl.Type = t
+		default:
+			return p.fail(`license_type %q is not "perpetual", "time-limited", "consumption" or "subscription"`, typ.Value)
+		}
+	}
+	if maxActivations.Set && !maxActivations.Null {
+		if maxActivations.Value < 0 || maxActivations.Value > consumption.MaxSafeInteger {
+			return p.fail("max_activations must be between 0 and 2^53-1")
+		}
+		pl.MaxActivations = maxActivations.Value
+	}
+	for _, o := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *string
+	}{{"customer", customer, &pl.Customer}, {"metadata", metadata, &pl.Metadata}} {
+		raw := bytes.TrimSpace(o.raw)
+		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+			continue
+		}
+		if raw[0] != '{' {
+			return p.fail("%s must be a JSON object", o.name)
+		}
+		c, err := jsonjs.Canonical(raw)
+		if err != nil {
+			return p.fail("%s: %v", o.name, err)
+		}
+		*o.dst = string(c)
+	}
+	return nil
 }
 
 // applyFields returns base with the fields the seed sets.

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/edgelicense/caddy-license-api/auth"
 	"github.com/edgelicense/caddy-license-api/consumption"
 )
 
@@ -17,13 +18,13 @@ import (
 // use. Its Definitions are uncached reads; callers put a Cache in front.
 type Backend interface {
 	consumption.Definitions
-	consumption.Counters
+	consumption.Recorder
 	// Import applies a validated seed as one transaction: all of it or, on
 	// error, nothing. See Plan for what an import changes.
 	Import(ctx context.Context, p *Plan) error
-	// Ledger returns the consumption ledger of one license feature, oldest
-	// first.
-	Ledger(ctx context.Context, licenseFeatureID int64) ([]LedgerEntry, error)
+	// Ledger returns the consumption ledger of one license feature, or with
+	// licenseFeatureID 0 of the license's own counter, oldest first.
+	Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]LedgerEntry, error)
 	// Close finishes writes already accepted and releases the store.
 	Close() error
 }
@@ -49,4 +50,19 @@ type LedgerEntry struct {
 	Total            int64
 	APIKey           string
 	Event            string
+}
+
+// SeedPasswordHash returns the hash to store for a user whose seed password
+// is password, given the hash stored now: the stored one when it still
+// matches, so that re-importing a seed (every reload does) neither pays for
+// a slow hash per user nor changes anything; a new one otherwise; "" when
+// the seed gives no password.
+func SeedPasswordHash(stored, password string) (string, error) {
+	if password == "" {
+		return "", nil
+	}
+	if stored != "" && auth.VerifyPassword(stored, password) {
+		return stored, nil
+	}
+	return auth.HashPassword(password)
 }

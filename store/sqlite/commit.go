@@ -10,35 +10,73 @@ import (
 	"github.com/edgelicense/caddy-license-api/consumption"
 )
 
-// maxBatch bounds how many consumptions share one transaction, so that one
-// batch's latency stays small even under a flood.
+// maxBatch bounds how many writes share one transaction, so that one batch's
+// latency stays small even under a flood.
 const maxBatch = 256
 
-// errClosed is returned for consumptions that arrive after Close.
+// errClosed is returned for writes that arrive after Close.
 var errClosed = errors.New("sqlite store is closed")
 
-// pending is one queued consumption and, once done is closed, its result.
+// op decides and writes one change inside a batch's transaction. It returns
+// a refusal (a consumption.Error: nothing written for this op) or, as err, a
+// failure that aborts the whole batch.
+type op func(ctx context.Context, tx *writeTx) (refusal error, err error)
+
+// pending is one queued write and, once done is closed, its result.
 type pending struct {
 	ctx  context.Context
-	c    consumption.FeatureConsumption
-	out  consumption.FeatureOutcome
+	op   op
 	err  error
 	done chan struct{}
 }
 
-// committer owns the write connection. It takes every consumption waiting in
-// its queue and commits them in one transaction; each caller is answered only
-// after that transaction is durable. Batching needs no timer: requests that
-// arrive while a commit is under way form the next batch.
+// committer owns the write connection. It takes every write waiting in its
+// queue and commits them in one transaction, in arrival order; each caller
+// is answered only after that transaction is durable. Batching needs no
+// timer: writes that arrive while a commit is under way form the next batch.
 type committer struct {
-	db                   *sql.DB
-	readRow, update, add *sql.Stmt
+	db    *sql.DB
+	stmts [numWriteStmts]*sql.Stmt
 
 	mu     sync.RWMutex // held for reading while enqueueing, so close can't race a send
 	closed bool
 	queue  chan *pending
 	quit   chan struct{}
 	exited chan struct{}
+}
+
+// The write statements, prepared once on the write connection.
+const (
+	readFeatureRow = iota
+	updateFeatureCounter
+	readLicenseRow
+	updateLicenseCounter
+	appendLedger
+	readDevice
+	countActiveDevices
+	upsertActiveDevice
+	markLicenseActive
+	deactivateDevice
+	numWriteStmts
+)
+
+var writeQueries = [numWriteStmts]string{
+	readFeatureRow: `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features WHERE id = ?`,
+	// The guards on the old values make each counter write a
+	// compare-and-set: it holds even if a future change let two writers in.
+	updateFeatureCounter: `UPDATE license_features SET total_consumptions = ?, period_start = ?
+		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
+	readLicenseRow: `SELECT ` + licenseColumns + `, l.total_consumptions, l.period_start FROM licenses l WHERE l.id = ?`,
+	updateLicenseCounter: `UPDATE licenses SET total_consumptions = ?, period_start = ?
+		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
+	appendLedger: `INSERT INTO consumption_ledger (at, license_id, license_feature_id, feature, hardware_id,
+		requested, applied, total, api_key, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	readDevice:         `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`,
+	countActiveDevices: `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`,
+	upsertActiveDevice: `INSERT INTO devices (license_id, hardware_id, active) VALUES (?, ?, 1)
+		ON CONFLICT (license_id, hardware_id) DO UPDATE SET active = 1 RETURNING id`,
+	markLicenseActive: `UPDATE licenses SET active = 1 WHERE id = ?`,
+	deactivateDevice:  `UPDATE devices SET active = 0 WHERE license_id = ? AND hardware_id = ? AND active = 1`,
 }
 
 func newCommitter(db *sql.DB) (*committer, error) {
@@ -48,38 +86,41 @@ func newCommitter(db *sql.DB) (*committer, error) {
 		quit:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
-	for _, p := range []struct {
-		dst **sql.Stmt
-		q   string
-	}{
-		{&w.readRow, `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features WHERE id = ?`},
-		// The guard on the old values makes the write a compare-and-set: it
-		// holds even if a future change let two writers in at once.
-		{&w.update, `UPDATE license_features SET total_consumptions = ?, period_start = ?
-			WHERE id = ? AND total_consumptions = ? AND period_start = ?`},
-		{&w.add, `INSERT INTO consumption_ledger (at, license_id, license_feature_id, feature, hardware_id,
-			requested, applied, total, api_key, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-	} {
-		st, err := db.Prepare(p.q)
+	for i, q := range writeQueries {
+		st, err := db.Prepare(q)
 		if err != nil {
-			return nil, fmt.Errorf("preparing %q: %w", p.q, err)
+			return nil, fmt.Errorf("preparing %q: %w", q, err)
 		}
-		*p.dst = st
+		w.stmts[i] = st
 	}
 	go w.run()
 	return w, nil
 }
 
-// ConsumeFeature implements consumption.Counters.
-func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (consumption.FeatureOutcome, error) {
-	p := &pending{ctx: ctx, c: c, done: make(chan struct{})}
-	if err := b.w.enqueue(p); err != nil {
-		return consumption.FeatureOutcome{}, err
+// writeTx is a batch's transaction, with its statements bound on first use.
+type writeTx struct {
+	tx    *sql.Tx
+	w     *committer
+	bound [numWriteStmts]*sql.Stmt
+}
+
+func (t *writeTx) stmt(i int) *sql.Stmt {
+	if t.bound[i] == nil {
+		t.bound[i] = t.tx.Stmt(t.w.stmts[i])
 	}
-	// Wait for the commit even if ctx ends: once queued, the consumption may
-	// be written, and its caller must learn the truth.
+	return t.bound[i]
+}
+
+// do queues op and waits for its batch to commit.
+func (b *Backend) do(ctx context.Context, o op) error {
+	p := &pending{ctx: ctx, op: o, done: make(chan struct{})}
+	if err := b.w.enqueue(p); err != nil {
+		return err
+	}
+	// Wait for the commit even if ctx ends: once queued, the write may be
+	// made, and its caller must learn the truth.
 	<-p.done
-	return p.out, p.err
+	return p.err
 }
 
 func (w *committer) enqueue(p *pending) error {
@@ -92,7 +133,7 @@ func (w *committer) enqueue(p *pending) error {
 	return nil
 }
 
-// close stops taking consumptions and returns once those queued are committed.
+// close stops taking writes and returns once those queued are committed.
 func (w *committer) close() {
 	w.mu.Lock()
 	w.closed = true
@@ -137,11 +178,11 @@ func (w *committer) run() {
 func (w *committer) commit(batch []*pending) {
 	err := w.apply(batch)
 	for _, p := range batch {
-		if err != nil && p.err == nil {
+		if err != nil {
 			// Nothing of the batch was written; refusals decided inside it
 			// are reported as the store error too, since the state they saw
 			// was rolled back.
-			p.out, p.err = consumption.FeatureOutcome{}, err
+			p.err = err
 		}
 		close(p.done)
 	}
@@ -158,51 +199,152 @@ func (w *committer) apply(batch []*pending) (err error) {
 			tx.Rollback()
 		}
 	}()
-	readRow, update, add := tx.Stmt(w.readRow), tx.Stmt(w.update), tx.Stmt(w.add)
+	wt := &writeTx{tx: tx, w: w}
 	for _, p := range batch {
 		if p.err = p.ctx.Err(); p.err != nil {
 			continue // the caller gave up before anything was written for it
 		}
-		if err := w.consume(ctx, readRow, update, add, p); err != nil {
+		refusal, err := p.op(ctx, wt)
+		if err != nil {
 			return err
 		}
+		p.err = refusal
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing consumptions: %w", err)
+		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
 }
 
-// consume decides and writes one consumption inside the batch's transaction.
-// A refusal is recorded in p.err; a returned error aborts the batch.
-func (w *committer) consume(ctx context.Context, readRow, update, add *sql.Stmt, p *pending) error {
-	var f consumption.LicenseFeature
-	var cur consumption.Counter
-	err := scanFeature(readRow.QueryRowContext(ctx, p.c.LicenseFeatureID), &f, &cur.Total, &cur.PeriodStart)
-	if errors.Is(err, sql.ErrNoRows) {
-		p.err = consumption.ErrUnsupportedProductFeature
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading license feature: %w", err)
-	}
-	next, applied, refusal := consumption.Apply(f.Settings, cur, p.c.Requested, p.c.Time)
-	if refusal != nil {
-		p.err = refusal
-		return nil
-	}
-	res, err := update.ExecContext(ctx, next.Total, next.PeriodStart, f.ID, cur.Total, cur.PeriodStart)
+// ConsumeFeature implements consumption.Recorder.
+func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (out consumption.FeatureOutcome, err error) {
+	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
+		var f consumption.LicenseFeature
+		var cur consumption.Counter
+		err := scanFeature(t.stmt(readFeatureRow).QueryRowContext(ctx, c.LicenseFeatureID), &f, &cur.Total, &cur.PeriodStart)
+		if errors.Is(err, sql.ErrNoRows) {
+			return consumption.ErrUnsupportedProductFeature, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading license feature: %w", err)
+		}
+		next, applied, refusal := consumption.Apply(f.Settings, cur, c.Requested, c.Time)
+		if refusal != nil {
+			return refusal, nil
+		}
+		if err := t.setCounter(ctx, updateFeatureCounter, f.ID, cur, next); err != nil {
+			return nil, err
+		}
+		if err := t.ledger(ctx, c.Time.UnixMilli(), c.LicenseID, f.ID, f.Code, c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
+			return nil, err
+		}
+		out = consumption.FeatureOutcome{Feature: f, Total: next.Total, Applied: applied}
+		return nil, nil
+	})
+	return out, err
+}
+
+// ConsumeLicense implements consumption.Recorder.
+func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsumption) (out consumption.LicenseOutcome, err error) {
+	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
+		var cur consumption.Counter
+		row := t.stmt(readLicenseRow).QueryRowContext(ctx, c.LicenseID)
+		l, err := scanLicense(row, &cur.Total, &cur.PeriodStart)
+		if errors.Is(err, sql.ErrNoRows) {
+			return consumption.ErrLicenseNotFound, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading license: %w", err)
+		}
+		next, applied, refusal := consumption.ApplyLicense(l.Consumption, cur, c.Requested, c.Time)
+		if refusal != nil {
+			return refusal, nil
+		}
+		if err := t.setCounter(ctx, updateLicenseCounter, l.ID, cur, next); err != nil {
+			return nil, err
+		}
+		if err := t.ledger(ctx, c.Time.UnixMilli(), l.ID, 0, "", c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
+			return nil, err
+		}
+		out = consumption.LicenseOutcome{LicenseID: l.ID, Settings: l.Consumption, Total: next.Total, Applied: applied}
+		return nil, nil
+	})
+	return out, err
+}
+
+// Activate implements consumption.Recorder. The limit is checked against
+// the devices bound when the write runs, inside the write transaction, so
+// concurrent activations can't exceed it.
+func (b *Backend) Activate(ctx context.Context, a consumption.DeviceChange) (out consumption.Activation, err error) {
+	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
+		row := t.stmt(readLicenseRow).QueryRowContext(ctx, a.LicenseID)
+		l, err := scanLicense(row, new(int64), new(int64))
+		if errors.Is(err, sql.ErrNoRows) {
+			return consumption.ErrLicenseNotFound, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading license: %w", err)
+		}
+		var active int64
+		if err := t.stmt(countActiveDevices).QueryRowContext(ctx, l.ID).Scan(&active); err != nil {
+			return nil, err
+		}
+		var id int64
+		var bound bool
+		err = t.stmt(readDevice).QueryRowContext(ctx, l.ID, a.HardwareID).Scan(&id, &bound)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		if bound {
+			out = consumption.Activation{DeviceID: id, TimesActivated: active}
+			return nil, nil
+		}
+		if refusal := l.ActivationAllowed(active); refusal != nil {
+			return refusal, nil
+		}
+		if err := t.stmt(upsertActiveDevice).QueryRowContext(ctx, l.ID, a.HardwareID).Scan(&id); err != nil {
+			return nil, fmt.Errorf("binding device: %w", err)
+		}
+		if _, err := t.stmt(markLicenseActive).ExecContext(ctx, l.ID); err != nil {
+			return nil, err
+		}
+		out = consumption.Activation{DeviceID: id, TimesActivated: active + 1, Changed: true}
+		return nil, nil
+	})
+	return out, err
+}
+
+// Deactivate implements consumption.Recorder.
+func (b *Backend) Deactivate(ctx context.Context, d consumption.DeviceChange) error {
+	return b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
+		res, err := t.stmt(deactivateDevice).ExecContext(ctx, d.LicenseID, d.HardwareID)
+		if err != nil {
+			return nil, fmt.Errorf("unbinding device: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return consumption.ErrDeviceNotFound, err
+		}
+		return nil, nil
+	})
+}
+
+// setCounter writes a counter with the compare-and-set guard.
+func (t *writeTx) setCounter(ctx context.Context, stmt int, id int64, cur, next consumption.Counter) error {
+	res, err := t.stmt(stmt).ExecContext(ctx, next.Total, next.PeriodStart, id, cur.Total, cur.PeriodStart)
 	if err != nil {
 		return fmt.Errorf("updating counter: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("counter of license feature %d changed under the write lock (%d rows, %v)", f.ID, n, err)
+		return fmt.Errorf("counter of row %d changed under the write lock (%d rows, %v)", id, n, err)
 	}
-	c := &p.c
-	if _, err := add.ExecContext(ctx, c.Time.UnixMilli(), c.LicenseID, f.ID, f.Code, c.HardwareID,
-		c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
+	return nil
+}
+
+func (t *writeTx) ledger(ctx context.Context, at, licenseID, featureID int64, feature, hardwareID string,
+	requested, applied, total int64, apiKey, event string) error {
+	if _, err := t.stmt(appendLedger).ExecContext(ctx, at, licenseID, featureID, feature, hardwareID,
+		requested, applied, total, apiKey, event); err != nil {
 		return fmt.Errorf("appending to the ledger: %w", err)
 	}
-	p.out = consumption.FeatureOutcome{Feature: f, Total: next.Total, Applied: applied}
 	return nil
 }

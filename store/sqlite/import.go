@@ -119,22 +119,36 @@ func (im *importer) license(l *store.PlanLicense) error {
 	}
 	key := sql.NullString{String: l.Key, Valid: l.Key != ""}
 	idArg := sql.NullInt64{Int64: id, Valid: id != 0}
-	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO licenses (id, product_id, license_key, enabled, active, validity_period)
-		VALUES (?, ?, ?, ?, ?, ?)
+	c := &l.Consumption
+	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO licenses (id, product_id, license_key, enabled, active,
+		validity_period, license_type, is_trial, max_activations, allow_unlimited_activations, customer, metadata,
+		max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative, reset_consumption,
+		consumption_period, seeded_active)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET product_id = excluded.product_id, license_key = excluded.license_key,
-			enabled = excluded.enabled, active = excluded.active, validity_period = excluded.validity_period
-		RETURNING id`, idArg, pid, key, l.Enabled, l.Active, toMillis(l.ValidityPeriod)).Scan(&id)
+			enabled = excluded.enabled, validity_period = excluded.validity_period,
+			active = CASE WHEN licenses.seeded_active IS excluded.active THEN licenses.active ELSE excluded.active END,
+			seeded_active = excluded.active,
+			license_type = excluded.license_type, is_trial = excluded.is_trial,
+			max_activations = excluded.max_activations,
+			allow_unlimited_activations = excluded.allow_unlimited_activations,
+			customer = excluded.customer, metadata = excluded.metadata,
+			max_consumption = excluded.max_consumption, allow_unlimited = excluded.allow_unlimited,
+			allow_overages = excluded.allow_overages, max_overages = excluded.max_overages,
+			allow_negative = excluded.allow_negative, reset_consumption = excluded.reset_consumption,
+			consumption_period = excluded.consumption_period
+		RETURNING id`, idArg, pid, key, l.Enabled, l.Active, toMillis(l.ValidityPeriod), string(l.Type), l.IsTrial,
+		l.MaxActivations, l.AllowUnlimitedActivations, l.Customer, l.Metadata,
+		c.MaxConsumption, c.AllowUnlimited, c.AllowOverages, c.MaxOverages, c.AllowNegative, c.ResetConsumption,
+		string(c.Period), l.Active).Scan(&id)
 	if err != nil {
 		return err
 	}
-	if _, err := im.tx.ExecContext(im.ctx, `DELETE FROM license_users WHERE license_id = ?`, id); err != nil {
+	if err := im.setSeededTotal("licenses", id, l.Total, c); err != nil {
 		return err
 	}
-	for _, u := range l.Users {
-		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO license_users (license_id, username) VALUES (?, ?)
-			ON CONFLICT DO NOTHING`, id, u); err != nil {
-			return err
-		}
+	if err := im.users(id, l); err != nil {
+		return err
 	}
 	for i := range l.Features {
 		if err := im.licenseFeature(id, &l.Features[i]); err != nil {
@@ -142,9 +156,14 @@ func (im *importer) license(l *store.PlanLicense) error {
 		}
 	}
 	for _, d := range l.Devices {
-		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO devices (license_id, hardware_id, active) VALUES (?, ?, ?)
-			ON CONFLICT (license_id, hardware_id) DO UPDATE SET active = excluded.active`,
-			id, d.HardwareID, d.Active); err != nil {
+		// Like a license's active flag, a device's binding changes at run
+		// time; the seed only sets it when its own value changed.
+		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO devices (license_id, hardware_id, active, seeded_active)
+			VALUES (?, ?, ?, ?)
+			ON CONFLICT (license_id, hardware_id) DO UPDATE SET
+				active = CASE WHEN devices.seeded_active IS excluded.active THEN devices.active ELSE excluded.active END,
+				seeded_active = excluded.active`,
+			id, d.HardwareID, d.Active, d.Active); err != nil {
 			return fmt.Errorf("device %q: %w", d.HardwareID, err)
 		}
 	}
@@ -170,18 +189,59 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 		RETURNING id`, args...).Scan(&id); err != nil {
 		return err
 	}
-	if f.Total == nil {
+	return im.setSeededTotal("license_features", id, f.Total, &f.Settings)
+}
+
+// users replaces the license's users, keeping each stored password hash
+// that still matches the seed's password.
+func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
+	stored := map[string]string{}
+	rows, err := im.tx.QueryContext(im.ctx, `SELECT username, password_hash FROM license_users WHERE license_id = ?`, licenseID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name, hash string
+		if err := rows.Scan(&name, &hash); err != nil {
+			rows.Close()
+			return err
+		}
+		stored[name] = hash
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if _, err := im.tx.ExecContext(im.ctx, `DELETE FROM license_users WHERE license_id = ?`, licenseID); err != nil {
+		return err
+	}
+	for i, u := range l.Users {
+		hash, err := store.SeedPasswordHash(stored[u], l.Passwords[i])
+		if err != nil {
+			return err
+		}
+		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO license_users (license_id, username, password_hash)
+			VALUES (?, ?, ?)`, licenseID, u, hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setSeededTotal sets a counter from the seed only when the seed's value is
+// new to this database, so that re-importing an unchanged file never undoes
+// consumptions. The period starts now, or a resetting counter would drop the
+// value at once.
+func (im *importer) setSeededTotal(table string, id int64, total *int64, s *consumption.Settings) error {
+	if total == nil {
 		return nil
 	}
-	// Set the counter only when the seed's value is new to this database, so
-	// that re-importing an unchanged file never undoes consumptions. The
-	// period starts now, or a resetting counter would drop the value at once.
 	var periodStart int64
-	if f.ResetConsumption && f.Period != consumption.NoPeriod {
-		periodStart = f.Period.Start(im.now).Unix()
+	if s.ResetConsumption && s.Period != consumption.NoPeriod {
+		periodStart = s.Period.Start(im.now).Unix()
 	}
-	_, err := im.tx.ExecContext(im.ctx, `UPDATE license_features
+	_, err := im.tx.ExecContext(im.ctx, `UPDATE `+table+`
 		SET total_consumptions = ?, period_start = ?, seeded_total = ?
-		WHERE id = ? AND seeded_total IS NOT ?`, *f.Total, periodStart, *f.Total, id, *f.Total)
+		WHERE id = ? AND seeded_total IS NOT ?`, *total, periodStart, *total, id, *total)
 	return err
 }

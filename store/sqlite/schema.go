@@ -1,8 +1,15 @@
 package sqlite
 
+// schemaVersion is stored in PRAGMA user_version; a later schema change
+// adds a migration from the version before it.
+const schemaVersion = 1
+
 // schema creates the tables on first open. Booleans are 0/1 integers, times
 // are Unix milliseconds (NULL for "never"), and blacklist.product_id 0 bars a
-// device from every product.
+// device from every product. The seeded_* columns remember the value the
+// last seed import gave to state that also changes at run time (counters,
+// activation flags), so that an import changes that state only when the
+// seed's value itself changed.
 const schema = `
 CREATE TABLE IF NOT EXISTS products (
 	id INTEGER PRIMARY KEY,
@@ -35,11 +42,29 @@ CREATE TABLE IF NOT EXISTS licenses (
 	enabled INTEGER NOT NULL,
 	active INTEGER NOT NULL,
 	validity_period INTEGER,
+	license_type TEXT NOT NULL,
+	is_trial INTEGER NOT NULL,
+	max_activations INTEGER NOT NULL,
+	allow_unlimited_activations INTEGER NOT NULL,
+	customer TEXT NOT NULL,
+	metadata TEXT NOT NULL,
+	max_consumption INTEGER NOT NULL,
+	allow_unlimited INTEGER NOT NULL,
+	allow_overages INTEGER NOT NULL,
+	max_overages INTEGER NOT NULL,
+	allow_negative INTEGER NOT NULL,
+	reset_consumption INTEGER NOT NULL,
+	consumption_period TEXT NOT NULL,
+	total_consumptions INTEGER NOT NULL DEFAULT 0,
+	period_start INTEGER NOT NULL DEFAULT 0,
+	seeded_total INTEGER,
+	seeded_active INTEGER,
 	UNIQUE (product_id, license_key)
 );
 CREATE TABLE IF NOT EXISTS license_users (
 	license_id INTEGER NOT NULL REFERENCES licenses(id),
 	username TEXT NOT NULL,
+	password_hash TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (license_id, username)
 );
 CREATE INDEX IF NOT EXISTS license_users_by_name ON license_users (username, license_id);
@@ -65,16 +90,19 @@ CREATE TABLE IF NOT EXISTS license_features (
 	UNIQUE (license_id, code)
 );
 CREATE TABLE IF NOT EXISTS devices (
+	id INTEGER PRIMARY KEY,
 	license_id INTEGER NOT NULL REFERENCES licenses(id),
 	hardware_id TEXT NOT NULL,
 	active INTEGER NOT NULL,
-	PRIMARY KEY (license_id, hardware_id)
+	seeded_active INTEGER,
+	UNIQUE (license_id, hardware_id)
 );
 CREATE TABLE IF NOT EXISTS blacklist (
 	hardware_id TEXT NOT NULL,
 	product_id INTEGER NOT NULL,
 	PRIMARY KEY (hardware_id, product_id)
 );
+-- license_feature_id is 0 (and feature '') for license-level consumptions.
 CREATE TABLE IF NOT EXISTS consumption_ledger (
 	id INTEGER PRIMARY KEY,
 	at INTEGER NOT NULL,
@@ -88,10 +116,17 @@ CREATE TABLE IF NOT EXISTS consumption_ledger (
 	api_key TEXT NOT NULL,
 	event TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS consumption_ledger_by_feature ON consumption_ledger (license_feature_id, id);
+CREATE INDEX IF NOT EXISTS consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
 `
 
 // featureColumns are read, in this order, by scanFeature.
 const featureColumns = `id, license_id, code, name, feature_type, expiry_date,
 	max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
 	reset_consumption, consumption_period, is_floating, is_floating_cloud`
+
+// licenseColumns are read, in this order, by scanLicense; l is licenses.
+const licenseColumns = `l.id, l.product_id, COALESCE(l.license_key, ''), l.enabled, l.active, l.validity_period,
+	l.license_type, l.is_trial, l.max_activations, l.allow_unlimited_activations, l.customer, l.metadata,
+	l.max_consumption, l.allow_unlimited, l.allow_overages, l.max_overages, l.allow_negative,
+	l.reset_consumption, l.consumption_period,
+	(SELECT json_group_array(username) FROM license_users WHERE license_id = l.id)`

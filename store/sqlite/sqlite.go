@@ -11,6 +11,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -55,9 +56,9 @@ func Open(path string) (*Backend, error) {
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
 	write.SetConnMaxLifetime(0)
-	if _, err := write.Exec(schema); err != nil {
+	if err := createSchema(write); err != nil {
 		write.Close()
-		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	read, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -78,6 +79,32 @@ func Open(path string) (*Backend, error) {
 	return b, nil
 }
 
+// createSchema creates the tables in a new database and refuses one made by
+// another schema version.
+func createSchema(db *sql.DB) error {
+	var version int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	var tables int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).Scan(&tables); err != nil {
+		return err
+	}
+	switch {
+	case version == schemaVersion:
+		return nil
+	case version == 0 && tables == 0:
+		if _, err := db.Exec(schema); err != nil {
+			return fmt.Errorf("creating schema: %w", err)
+		}
+		_, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+		return err
+	case version == 0:
+		return errors.New("database was made by a development build before schema versions; move it away and restart to create a new one")
+	}
+	return fmt.Errorf("database has schema version %d, this build knows %d", version, schemaVersion)
+}
+
 // Close finishes queued consumptions, then closes the database.
 func (b *Backend) Close() error {
 	b.w.close()
@@ -89,11 +116,12 @@ func (b *Backend) closeDBs() error {
 }
 
 type readStmts struct {
-	product, licenseByKey, licensesByUser, device, blacklisted, feature, ledger *sql.Stmt
+	product, licenseByKey, licensesByUser, password, device, blacklisted, feature, ledger *sql.Stmt
+	// LicenseStatus
+	activeDevices, deviceID, licenseCounter, features *sql.Stmt
 }
 
 func (s *readStmts) prepare(db *sql.DB) error {
-	const licenseColumns = `l.id, l.product_id, COALESCE(l.license_key, ''), l.enabled, l.active, l.validity_period`
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
@@ -102,11 +130,17 @@ func (s *readStmts) prepare(db *sql.DB) error {
 		{&s.licenseByKey, `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.product_id = ? AND l.license_key = ?`},
 		{&s.licensesByUser, `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
 			WHERE u.username = ? AND l.product_id = ? ORDER BY l.id`},
-		{&s.device, `SELECT active FROM devices WHERE license_id = ? AND hardware_id = ?`},
+		{&s.password, `SELECT password_hash FROM license_users WHERE license_id = ? AND username = ?`},
+		{&s.device, `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`},
+		{&s.activeDevices, `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`},
+		{&s.deviceID, `SELECT id FROM devices WHERE license_id = ? AND hardware_id = ? AND active = 1`},
+		{&s.licenseCounter, `SELECT total_consumptions, period_start FROM licenses WHERE id = ?`},
+		{&s.features, `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features
+			WHERE license_id = ? ORDER BY id`},
 		{&s.blacklisted, `SELECT EXISTS (SELECT 1 FROM blacklist WHERE hardware_id = ? AND product_id IN (0, ?))`},
 		{&s.feature, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? AND code = ?`},
 		{&s.ledger, `SELECT id, at, license_id, license_feature_id, feature, hardware_id, requested, applied, total, api_key, event
-			FROM consumption_ledger WHERE license_feature_id = ? ORDER BY id`},
+			FROM consumption_ledger WHERE license_id = ? AND license_feature_id = ? ORDER BY id`},
 	} {
 		st, err := db.Prepare(p.q)
 		if err != nil {
@@ -159,11 +193,49 @@ func (b *Backend) LicensesByUser(ctx context.Context, productID int64, username 
 // Device implements consumption.Definitions.
 func (b *Backend) Device(ctx context.Context, licenseID int64, hardwareID string) (consumption.Device, bool, error) {
 	d := consumption.Device{LicenseID: licenseID, HardwareID: hardwareID}
-	err := b.stmts.device.QueryRowContext(ctx, licenseID, hardwareID).Scan(&d.Active)
+	err := b.stmts.device.QueryRowContext(ctx, licenseID, hardwareID).Scan(&d.ID, &d.Active)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, false, nil
 	}
 	return d, err == nil, err
+}
+
+// PasswordHash implements consumption.Definitions.
+func (b *Backend) PasswordHash(ctx context.Context, licenseID int64, username string) (string, error) {
+	var hash string
+	err := b.stmts.password.QueryRowContext(ctx, licenseID, username).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return hash, err
+}
+
+// LicenseStatus implements consumption.Recorder. Its reads are not one
+// snapshot; each is current, which is what a status answer needs.
+func (b *Backend) LicenseStatus(ctx context.Context, licenseID int64, hardwareID string) (consumption.LicenseStatus, error) {
+	var st consumption.LicenseStatus
+	if err := b.stmts.activeDevices.QueryRowContext(ctx, licenseID).Scan(&st.TimesActivated); err != nil {
+		return st, err
+	}
+	if err := b.stmts.deviceID.QueryRowContext(ctx, licenseID, hardwareID).Scan(&st.DeviceID); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, err
+	}
+	if err := b.stmts.licenseCounter.QueryRowContext(ctx, licenseID).Scan(&st.Counter.Total, &st.Counter.PeriodStart); err != nil {
+		return st, err
+	}
+	rows, err := b.stmts.features.QueryContext(ctx, licenseID)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f consumption.FeatureState
+		if err := scanFeature(rows, &f.LicenseFeature, &f.Counter.Total, &f.Counter.PeriodStart); err != nil {
+			return st, err
+		}
+		st.Features = append(st.Features, f)
+	}
+	return st, rows.Err()
 }
 
 // Blacklisted implements consumption.Definitions.
@@ -184,8 +256,8 @@ func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (co
 }
 
 // Ledger implements store.Backend.
-func (b *Backend) Ledger(ctx context.Context, licenseFeatureID int64) ([]store.LedgerEntry, error) {
-	rows, err := b.stmts.ledger.QueryContext(ctx, licenseFeatureID)
+func (b *Backend) Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]store.LedgerEntry, error) {
+	rows, err := b.stmts.ledger.QueryContext(ctx, licenseID, licenseFeatureID)
 	if err != nil {
 		return nil, err
 	}
@@ -206,12 +278,30 @@ func (b *Backend) Ledger(ctx context.Context, licenseFeatureID int64) ([]store.L
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanLicense(s scanner) (consumption.License, error) {
+// scanLicense reads licenseColumns, and then any extra destinations.
+func scanLicense(s scanner, extra ...any) (consumption.License, error) {
 	var l consumption.License
 	var validity sql.NullInt64
-	err := s.Scan(&l.ID, &l.ProductID, &l.Key, &l.Enabled, &l.Active, &validity)
+	var typ, period, users string
+	c := &l.Consumption
+	dest := append([]any{&l.ID, &l.ProductID, &l.Key, &l.Enabled, &l.Active, &validity,
+		&typ, &l.IsTrial, &l.MaxActivations, &l.AllowUnlimitedActivations, &l.Customer, &l.Metadata,
+		&c.MaxConsumption, &c.AllowUnlimited, &c.AllowOverages, &c.MaxOverages, &c.AllowNegative,
+		&c.ResetConsumption, &period, &users}, extra...)
+	err := s.Scan(dest...)
+	if err != nil {
+		return l, err
+	}
 	l.ValidityPeriod = fromMillis(validity)
-	return l, err
+	l.Type = consumption.LicenseType(typ)
+	c.Period = consumption.Period(period)
+	if err := json.Unmarshal([]byte(users), &l.Users); err != nil {
+		return l, err
+	}
+	if len(l.Users) == 0 {
+		l.Users = nil // key-based: no users, as the model has it
+	}
+	return l, nil
 }
 
 // scanFeature reads featureColumns, and then any extra destinations.

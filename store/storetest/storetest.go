@@ -7,10 +7,14 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/edgelicense/caddy-license-api/auth"
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/store"
 )
@@ -33,15 +37,18 @@ const Seed = `{
    "features": [{"code": "seats", "name": "Seats", "max_consumption": 3}]}],
  "licenses": [
   {"id": 1001, "product": "cad", "license_key": "AAAA-BBBB", "enabled": true, "active": true,
-   "validity_period": "2030-01-01T00:00:00Z",
+   "validity_period": "2030-01-01T00:00:00Z", "metadata": {"note": "<b>&</b> \u2028 ünïcode"},
    "features": [
     {"code": "render", "id": 5001, "total_consumptions": 0},
     {"code": "export", "id": 5002, "max_consumption": 7, "allow_overages": true, "max_overages": 1},
     {"code": "daily", "id": 5003},
     {"code": "pro", "id": 5004}],
    "devices": [{"hardware_id": "hw-1", "active": true}, {"hardware_id": "hw-off", "active": false}]},
-  {"product": "team", "users": ["Ana@Example.com", "bob@example.com"],
-   "features": [{"code": "seats"}], "devices": [{"hardware_id": "hw-1"}]}],
+  {"product": "team", "users": ["Ana@Example.com", {"username": "bob@example.com", "password": "hunter2"}],
+   "features": [{"code": "seats"}], "devices": [{"hardware_id": "hw-1"}]},
+  {"id": 1003, "product": "cad", "license_key": "CONS", "license_type": "consumption", "active": false,
+   "max_activations": 2, "max_consumptions": 10, "allow_overages": true, "max_overages": 2,
+   "allow_negative_consumptions": true, "customer": {"email": "c@example.com", "10": 1, "2": 2}}],
  "blacklist": [{"hardware_id": "hw-bad", "product": "cad"}, {"hardware_id": "hw-everywhere"}]
 }`
 
@@ -57,6 +64,10 @@ func Run(t *testing.T, open Opener) {
 		{"ResetPeriod", testResetPeriod},
 		{"Reimport", testReimport},
 		{"ImportIsAtomic", testImportIsAtomic},
+		{"Activation", testActivation},
+		{"ConcurrentActivations", testConcurrentActivations},
+		{"LicenseConsumption", testLicenseConsumption},
+		{"Passwords", testPasswords},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,15 +118,18 @@ func testDefinitions(t *testing.T, b store.Backend) {
 	}
 	lic, ok, err := b.LicenseByKey(ctx, cad.ID, "AAAA-BBBB")
 	want := consumption.License{ID: 1001, ProductID: cad.ID, Key: "AAAA-BBBB", Enabled: true, Active: true,
-		ValidityPeriod: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if err != nil || !ok || lic != want {
+		ValidityPeriod: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), Type: consumption.Perpetual, MaxActivations: 1,
+		Metadata: `{"note":"<b>&</b>   ünïcode"}`}
+	if err != nil || !ok || !reflect.DeepEqual(lic, want) {
 		t.Errorf("license by key: %+v %v %v, want %+v", lic, ok, err, want)
 	}
 	if _, ok, _ := b.LicenseByKey(ctx, team.ID, "AAAA-BBBB"); ok {
 		t.Error("a license key matched under another product")
 	}
 	users, err := b.LicensesByUser(ctx, team.ID, "ana@example.com")
-	if err != nil || len(users) != 1 || users[0].ID == 0 || users[0].ProductID != team.ID {
+	if err != nil || len(users) != 1 || users[0].ID == 0 || users[0].ProductID != team.ID ||
+		!reflect.DeepEqual(users[0].Users, []string{"ana@example.com", "bob@example.com"}) &&
+			!reflect.DeepEqual(users[0].Users, []string{"bob@example.com", "ana@example.com"}) {
 		t.Errorf("licenses of ana: %+v %v", users, err)
 	}
 	if users, _ := b.LicensesByUser(ctx, cad.ID, "ana@example.com"); len(users) != 0 {
@@ -193,7 +207,7 @@ func testConsume(t *testing.T, b store.Backend) {
 			LicenseFeatureID: 5002, Feature: "export", HardwareID: "hw-1", Requested: s.n, Applied: s.applied,
 			Total: s.total, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
 	}
-	got, err := b.Ledger(context.Background(), 5002)
+	got, err := b.Ledger(context.Background(), 1001, 5002)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +254,7 @@ func testConcurrentLimit(t *testing.T, b store.Backend) {
 	if granted != 100 || refused != 100 {
 		t.Errorf("granted %d and refused %d, want 100 and 100", granted, refused)
 	}
-	ledger, err := b.Ledger(context.Background(), 5001)
+	ledger, err := b.Ledger(context.Background(), 1001, 5001)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,5 +351,145 @@ func testImportIsAtomic(t *testing.T, b store.Backend) {
 	}
 	if _, ok, err := b.Product(context.Background(), "new"); ok || err != nil {
 		t.Errorf("a failed import left product new behind (%v, %v)", ok, err)
+	}
+}
+
+func change(licenseID int64, hw string) consumption.DeviceChange {
+	return consumption.DeviceChange{Time: time.Now(), LicenseID: licenseID, HardwareID: hw, APIKey: "key-1"}
+}
+
+func testActivation(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	// 1001 allows one activation and has hw-1 bound.
+	a, err := b.Activate(ctx, change(1001, "hw-1"))
+	if err != nil || a.Changed || a.TimesActivated != 1 || a.DeviceID == 0 {
+		t.Fatalf("re-activating a bound device: %+v %v; want no change", a, err)
+	}
+	if _, err := b.Activate(ctx, change(1001, "hw-2")); !errors.Is(err, consumption.ErrLicenseActivatedMaxTimes) {
+		t.Fatalf("a second device past max_activations 1: %v", err)
+	}
+	if err := b.Deactivate(ctx, change(1001, "hw-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Deactivate(ctx, change(1001, "hw-1")); !errors.Is(err, consumption.ErrDeviceNotFound) {
+		t.Errorf("deactivating twice: %v, want device_not_found", err)
+	}
+	if d, ok, _ := b.Device(ctx, 1001, "hw-1"); !ok || d.Active {
+		t.Errorf("hw-1 after deactivation: %+v %v", d, ok)
+	}
+	a, err = b.Activate(ctx, change(1001, "hw-2"))
+	if err != nil || !a.Changed || a.TimesActivated != 1 {
+		t.Fatalf("activating into the freed slot: %+v %v", a, err)
+	}
+	st, err := b.LicenseStatus(ctx, 1001, "hw-2")
+	if err != nil || st.TimesActivated != 1 || st.DeviceID != a.DeviceID || len(st.Features) != 4 || st.Features[0].ID != 5001 {
+		t.Errorf("status after activation: %+v %v", st, err)
+	}
+	if st, _ := b.LicenseStatus(ctx, 1001, "hw-1"); st.DeviceID != 0 {
+		t.Errorf("an unbound device has device id %d", st.DeviceID)
+	}
+
+	// The first activation makes an inactive license active.
+	cad, _, _ := b.Product(ctx, "cad")
+	if l, _, _ := b.LicenseByKey(ctx, cad.ID, "CONS"); l.Active {
+		t.Fatal("CONS is seeded inactive")
+	}
+	if _, err := b.Activate(ctx, change(1003, "hw-9")); err != nil {
+		t.Fatal(err)
+	}
+	if l, _, _ := b.LicenseByKey(ctx, cad.ID, "CONS"); !l.Active {
+		t.Error("the first activation did not make the license active")
+	}
+
+	// Re-importing the seed (every reload does) keeps what activations did.
+	importSeed(t, b, Seed)
+	if l, _, _ := b.LicenseByKey(ctx, cad.ID, "CONS"); !l.Active {
+		t.Error("re-importing the seed deactivated an activated license")
+	}
+	if d, _, _ := b.Device(ctx, 1001, "hw-1"); d.Active {
+		t.Error("re-importing the seed re-bound a deactivated device")
+	}
+	if d, ok, _ := b.Device(ctx, 1001, "hw-2"); !ok || !d.Active {
+		t.Error("re-importing the seed unbound an activated device")
+	}
+}
+
+// testConcurrentActivations races 10 devices for CONS's two slots.
+func testConcurrentActivations(t *testing.T, b store.Backend) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted, refused := 0, 0
+	for i := range 10 {
+		wg.Go(func() {
+			_, err := b.Activate(context.Background(), change(1003, fmt.Sprintf("hw-%d", i)))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				granted++
+			case errors.Is(err, consumption.ErrLicenseActivatedMaxTimes):
+				refused++
+			default:
+				t.Errorf("activation: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	st, err := b.LicenseStatus(context.Background(), 1003, "")
+	if granted != 2 || refused != 8 || err != nil || st.TimesActivated != 2 {
+		t.Errorf("granted %d, refused %d, %d active (%v); want 2, 8, 2", granted, refused, st.TimesActivated, err)
+	}
+}
+
+func testLicenseConsumption(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	lc := func(n int64) (consumption.LicenseOutcome, error) {
+		return b.ConsumeLicense(ctx, consumption.LicenseConsumption{Time: time.Now(), LicenseID: 1003,
+			HardwareID: "hw-1", Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
+	}
+	for i, s := range []struct {
+		n, total int64
+		err      error
+	}{
+		{12, 12, nil}, // 10 + 2 overages
+		{1, 12, consumption.ErrLicenseNotEnoughConsumptions},
+		{-20, 0, nil},
+	} {
+		out, err := lc(s.n)
+		if !errors.Is(err, s.err) || (err == nil && (out.Total != s.total || out.LicenseID != 1003 || out.Settings.MaxConsumption != 10)) {
+			t.Errorf("step %d (%+d): %+v %v; want total %d, %v", i, s.n, out, err, s.total, s.err)
+		}
+	}
+	ledger, err := b.Ledger(ctx, 1003, 0)
+	if err != nil || len(ledger) != 2 || ledger[1].Applied != -12 || ledger[1].Feature != "" {
+		t.Errorf("license ledger: %+v %v", ledger, err)
+	}
+	if st, _ := b.LicenseStatus(ctx, 1003, ""); st.Counter.Total != 0 {
+		t.Errorf("status counter %d, want 0", st.Counter.Total)
+	}
+	cad, _, _ := b.Product(ctx, "cad")
+	l, _, _ := b.LicenseByKey(ctx, cad.ID, "CONS")
+	if l.Type != consumption.ConsumptionType || l.MaxActivations != 2 || l.Customer != `{"2":2,"10":1,"email":"c@example.com"}` {
+		t.Errorf("CONS: type %q, max_activations %d, customer %s", l.Type, l.MaxActivations, l.Customer)
+	}
+}
+
+func testPasswords(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	team, _, _ := b.Product(ctx, "team")
+	lics, _ := b.LicensesByUser(ctx, team.ID, "bob@example.com")
+	if len(lics) != 1 {
+		t.Fatalf("bob has %d licenses", len(lics))
+	}
+	hash, err := b.PasswordHash(ctx, lics[0].ID, "bob@example.com")
+	if err != nil || !auth.VerifyPassword(hash, "hunter2") || strings.Contains(hash, "hunter2") {
+		t.Fatalf("bob's stored hash %q (%v) does not verify hunter2, or holds it", hash, err)
+	}
+	if h, _ := b.PasswordHash(ctx, lics[0].ID, "ana@example.com"); h != "" {
+		t.Errorf("ana has no password in the seed but a hash %q", h)
+	}
+	importSeed(t, b, Seed)
+	if again, _ := b.PasswordHash(ctx, lics[0].ID, "bob@example.com"); again != hash {
+		t.Error("re-importing the seed re-hashed an unchanged password")
 	}
 }
