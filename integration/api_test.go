@@ -175,7 +175,7 @@ func TestConsumptions(t *testing.T) {
 	}
 
 	// Paths that are not the API's endpoints go to the next handler.
-	for _, path := range []string{"/api/v4/check_license", "/api/v4/", "/other/add_feature_consumption"} {
+	for _, path := range []string{"/api/v4/get_product_details", "/api/v4/", "/other/add_feature_consumption"} {
 		resp, err := http.Post(n.base+path, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)

@@ -203,6 +203,9 @@ func (n *node) reload(caddyfile string) {
 		n.t.Fatalf("reload: %d %s", resp.StatusCode, msg)
 	}
 	n.caddyfile = caddyfile
+	// The old server closes its idle keep-alive connections; a POST on one
+	// of them would fail with EOF (Go retries only idempotent requests).
+	http.DefaultClient.CloseIdleConnections()
 }
 
 // waitReady polls until the site answers (its fallback handler says 418),

@@ -150,3 +150,89 @@ func TestNodeSDKRejectsForeignKey(t *testing.T) {
 		t.Errorf("with a foreign public key the SDK answered ok=%v %+v; want signature_v2_mismatch", results[0].OK, results[0].Error)
 	}
 }
+
+// TestLicenseManager runs the device lifecycle an app runs, through the
+// official SDK's LicenseManager (which verifies v1 license_signature and v2
+// LicenseSignature on every answer and keeps a local license file):
+// activate, check, feature and license consumptions, check the feature,
+// deactivate, and see the next consumption refused. The licenses' metadata,
+// customer and product name hold non-ASCII text, <>& and U+2028.
+func TestLicenseManager(t *testing.T) {
+	tests := []struct {
+		name, product string
+		id            map[string]any // how the app names its license
+		licenseID     int64
+	}{
+		{"key-based", "app", map[string]any{"license_key": "LM-KEY"}, 3001},
+		{"user-based with password", "teamapp", map[string]any{"username": "Zoë@example.com", "password": "pässwörd"}, 4001},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := lifecycle(t)
+			with := func(extra map[string]any) map[string]any {
+				m := map[string]any{}
+				for k, v := range tt.id {
+					if k != "password" {
+						m[k] = v
+					}
+				}
+				for k, v := range extra {
+					m[k] = v
+				}
+				return m
+			}
+			call := func(method string, arg map[string]any) sdkCall {
+				return sdkCall{Target: "manager", Method: method, Args: []any{arg}}
+			}
+			calls := []sdkCall{
+				call("activateLicense", tt.id),
+				call("checkLicense", with(nil)),
+				call("addFeatureConsumption", with(map[string]any{"feature": "render", "consumptions": 3})),
+				call("addConsumption", with(map[string]any{"consumptions": 5})),
+				call("checkLicenseFeature", with(map[string]any{"feature": "render"})),
+				{Target: "manager", Method: "loadLicense"},
+				{Target: "result:5", Method: "check"},
+				call("deactivateLicense", with(nil)),
+				call("addFeatureConsumption", with(map[string]any{"feature": "render", "consumptions": 1})),
+			}
+			results := runSDK(t, n, map[string]any{"productCode": tt.product, "hardwareID": "sdk-device-1", "gracePeriod": 0}, calls)
+			for i, r := range results[:8] {
+				if !r.OK {
+					t.Fatalf("call %d (%s): %+v", i, calls[i].Method, r.Error)
+				}
+			}
+			var activated struct {
+				ID             int64           `json:"id"`
+				LicenseActive  bool            `json:"license_active"`
+				TimesActivated int64           `json:"times_activated"`
+				Metadata       json.RawMessage `json:"metadata"`
+				Customer       json.RawMessage `json:"customer"`
+			}
+			if err := json.Unmarshal(results[0].Value, &activated); err != nil || activated.ID != tt.licenseID ||
+				!activated.LicenseActive || activated.TimesActivated != 1 {
+				t.Errorf("activateLicense gave %s", results[0].Value)
+			}
+			var consumed struct {
+				TotalConsumptions int64 `json:"total_consumptions"`
+			}
+			if json.Unmarshal(results[2].Value, &consumed); consumed.TotalConsumptions != 3 {
+				t.Errorf("addFeatureConsumption gave %s", results[2].Value)
+			}
+			if json.Unmarshal(results[3].Value, &consumed); consumed.TotalConsumptions != 5 {
+				t.Errorf("addConsumption gave %s", results[3].Value)
+			}
+			if json.Unmarshal(results[4].Value, &consumed); consumed.TotalConsumptions != 3 {
+				t.Errorf("checkLicenseFeature gave %s", results[4].Value)
+			}
+			if string(results[7].Value) != "true" {
+				t.Errorf("deactivateLicense gave %s", results[7].Value)
+			}
+			if last := results[8]; last.OK || last.Error.Code != "device_not_found" {
+				t.Errorf("a consumption after deactivation: ok %v, %+v; want device_not_found", last.OK, last.Error)
+			}
+			if active := n.query(`SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`, tt.licenseID); active != 0 {
+				t.Errorf("%d devices still active after deactivation", active)
+			}
+		})
+	}
+}
