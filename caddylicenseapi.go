@@ -7,5 +7,6 @@ package caddylicenseapi
 import (
 	// The modules register themselves in their init functions.
 	_ "github.com/edgelicense/caddy-license-api/caddymodule"
+	_ "github.com/edgelicense/caddy-license-api/store/postgres"
 	_ "github.com/edgelicense/caddy-license-api/store/sqlite"
 )

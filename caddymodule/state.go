@@ -24,12 +24,37 @@ type sharedState struct {
 	backend store.Backend
 	cache   *store.Cache
 	service *consumption.Service
+	// stopWatching ends the subscription to other nodes' changes.
+	stopWatching context.CancelFunc
 }
 
 // Destruct closes the store once no configuration uses it.
 func (s *sharedState) Destruct() error {
+	s.stopWatching()
 	s.cache.Close()
 	return s.backend.Close()
+}
+
+// watch keeps the cache coherent with changes other nodes make to a shared
+// backend: it drops what a change names, and everything when the feed
+// reconnects. The cache TTL remains the safety net for a lost notification.
+func (s *sharedState) watch(logger *zap.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWatching = cancel
+	feed, ok := s.backend.(store.ChangeFeed)
+	if !ok {
+		return
+	}
+	feed.Watch(ctx, func(c store.Change) {
+		if c.All {
+			s.cache.Clear()
+			return
+		}
+		s.cache.ForgetLicense(c.LicenseID, c.HardwareID)
+	}, func() {
+		logger.Info("watching the store for other nodes' changes; dropped the definitions cache")
+		s.cache.Clear()
+	})
 }
 
 func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
@@ -53,7 +78,9 @@ func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
 			return nil, err
 		}
 		svc := &consumption.Service{Definitions: c, Recorder: b, Forget: c.ForgetLicense}
-		return &sharedState{backend: b, cache: c, service: svc}, nil
+		st := &sharedState{backend: b, cache: c, service: svc}
+		st.watch(h.logger)
+		return st, nil
 	})
 	if err != nil {
 		return fmt.Errorf("opening license store: %w", err)

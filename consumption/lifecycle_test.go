@@ -67,7 +67,7 @@ func TestActivateLicense(t *testing.T) {
 	m.licenses[0].MaxActivations = 2
 	var forgot []string
 	svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now },
-		Forget: func(l *License, hw string) { forgot = append(forgot, hw) }}
+		Forget: func(_ int64, hw string) { forgot = append(forgot, hw) }}
 	v, err := svc.ActivateLicense(context.Background(), "k", licenseRequest("cad", "KEY-1", "", "hw-9"))
 	if err != nil {
 		t.Fatal(err)

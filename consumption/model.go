@@ -56,9 +56,7 @@ type License struct {
 	ID        int64
 	ProductID int64
 	// Key is the license key of a key-based license; empty for user-based ones.
-	Key string
-	// Users are the lower-cased names of a user-based license's users.
-	Users   []string
+	Key     string
 	Enabled bool
 	// Active is false until the first activation (or the seed says so).
 	Active bool

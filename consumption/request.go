@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The activity-log labels a client may put in a request's "event" field.
@@ -96,6 +97,9 @@ func DecodeFeatureConsumption(body []byte) (*FeatureConsumptionRequest, error) {
 	if r.Feature == "" {
 		return nil, missingField("feature")
 	}
+	if err := textFields("feature", r.Feature); err != nil {
+		return nil, err
+	}
 	return &r, nil
 }
 
@@ -147,6 +151,19 @@ func (r *LicenseRequest) validate() error {
 		return missingField("hardware_id")
 	case r.Product == "":
 		return missingField("product")
+	}
+	return textFields("hardware_id", r.HardwareID, "product", r.Product,
+		"license_key", r.LicenseKey, "username", r.Username)
+}
+
+// textFields checks name/value pairs for text a store can keep: no NUL
+// bytes (PostgreSQL refuses them) and valid UTF-8 (a query string may hold
+// anything; JSON bodies are already valid).
+func textFields(pairs ...string) error {
+	for i := 0; i < len(pairs); i += 2 {
+		if v := pairs[i+1]; strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
+			return invalidField(pairs[i], "UTF-8 text without NUL characters")
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package consumption
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,9 @@ func TestDecodeFeatureConsumption(t *testing.T) {
 		{`{"hardware_id":"h","product":"p","feature":"f","event":[1]}`, CodeInvalidField, "event"},
 		{`{"hardware_id":"h","product":"p","feature":"f","event":["other"]}`, CodeInvalidField, "event"},
 		{`{"hardware_id":"h","product":"p","feature":"f","event":["consumption_add","offline_floating_consumptions_sync"]}`, CodeInvalidField, "event"},
+		{`{"hardware_id":"h\u0000","product":"p","feature":"f"}`, CodeInvalidField, "hardware_id"},
+		{`{"hardware_id":"h","product":"p","feature":"f\u0000x"}`, CodeInvalidField, "feature"},
+		{`{"hardware_id":"h","product":"p","feature":"f","license_key":"\u0000"}`, CodeInvalidField, "license_key"},
 	}
 	for _, tt := range tests {
 		_, err := DecodeFeatureConsumption([]byte(tt.body))
@@ -60,5 +64,38 @@ func TestDecodeFeatureConsumptionValid(t *testing.T) {
 	}
 	if r.Amount() != 1 || r.EventLabel() != EventConsumptionAdd || r.LicenseID != nil {
 		t.Errorf("defaults: amount %d, event %q, license_id %v", r.Amount(), r.EventLabel(), r.LicenseID)
+	}
+}
+
+func TestParseLicenseQuery(t *testing.T) {
+	tests := []struct {
+		query     string
+		wantCode  string
+		wantField string
+	}{
+		{"hardware_id=h&product=p&license_key=K&license_id=7&include_expired_features=true", "", ""},
+		{"product=p&license_key=K", CodeMissingField, "hardware_id"},
+		{"hardware_id=h&license_key=K", CodeMissingField, "product"},
+		{"hardware_id=h&product=p&license_id=x", CodeInvalidField, "license_id"},
+		{"hardware_id=h&product=p&include_expired_features=maybe", CodeInvalidField, "include_expired_features"},
+		{"hardware_id=h%00&product=p", CodeInvalidField, "hardware_id"},
+		{"hardware_id=h&product=p&username=%ff%fe", CodeInvalidField, "username"},
+	}
+	for _, tt := range tests {
+		q, err := url.ParseQuery(tt.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseLicenseQuery(q)
+		if tt.wantCode == "" {
+			if err != nil || r.LicenseID == nil || *r.LicenseID != 7 || !r.IncludeExpiredFeatures || r.LicenseKey != "K" {
+				t.Errorf("%s: %+v %v", tt.query, r, err)
+			}
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Code != tt.wantCode || !strings.Contains(e.Message, tt.wantField) {
+			t.Errorf("%s: err %v, want %s naming %s", tt.query, err, tt.wantCode, tt.wantField)
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 type Definitions interface {
 	Product(ctx context.Context, shortCode string) (Product, bool, error)
 	LicenseByKey(ctx context.Context, productID int64, key string) (License, bool, error)
+	// LicenseByID returns a license by its id.
+	LicenseByID(ctx context.Context, id int64) (License, bool, error)
 	// LicensesByUser returns the product's licenses that list the user, in
 	// ascending id order. username is already lower-cased.
 	LicensesByUser(ctx context.Context, productID int64, username string) ([]License, error)
@@ -70,8 +72,9 @@ type Service struct {
 	Definitions Definitions
 	Recorder    Recorder
 	// Forget, when set, is told about a license whose activation state
-	// changed, so that caches of Definitions drop what they hold of it.
-	Forget func(l *License, hardwareID string)
+	// changed, so that caches of Definitions drop what they hold of it and
+	// of the device.
+	Forget func(licenseID int64, hardwareID string)
 	// Clock is the time source; nil means time.Now. Tests set it to cross
 	// period boundaries.
 	Clock func() time.Time

@@ -37,6 +37,13 @@ func (m *memory) LicenseByKey(_ context.Context, pid int64, key string) (License
 	return License{}, false, nil
 }
 
+func (m *memory) LicenseByID(_ context.Context, id int64) (License, bool, error) {
+	if l := m.license(id); l != nil {
+		return *l, true, nil
+	}
+	return License{}, false, nil
+}
+
 func (m *memory) LicensesByUser(_ context.Context, pid int64, user string) ([]License, error) {
 	var out []License
 	for _, l := range m.licenses {

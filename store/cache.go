@@ -111,18 +111,59 @@ func (c *Cache) Product(ctx context.Context, shortCode string) (consumption.Prod
 	})
 }
 
+// Licenses are cached by id ('l'); lookups by key ('k') and by user ('u')
+// cache only ids. A change to a license then invalidates one entry, whatever
+// it is addressed by, which is what a node told "license 7 changed" by
+// another node can do.
+
+// license returns the license with id, from memory or the backend.
+func (c *Cache) license(ctx context.Context, id int64) (consumption.License, bool, error) {
+	return lookupFound(c, key('l', id, ""), func() (consumption.License, bool, error) {
+		return c.next.LicenseByID(ctx, id)
+	})
+}
+
+// LicenseByID implements consumption.Definitions.
+func (c *Cache) LicenseByID(ctx context.Context, id int64) (consumption.License, bool, error) {
+	return c.license(ctx, id)
+}
+
 // LicenseByKey implements consumption.Definitions.
 func (c *Cache) LicenseByKey(ctx context.Context, productID int64, k string) (consumption.License, bool, error) {
-	return lookupFound(c, key('k', productID, k), func() (consumption.License, bool, error) {
-		return c.next.LicenseByKey(ctx, productID, k)
+	id, ok, err := lookupFound(c, key('k', productID, k), func() (int64, bool, error) {
+		l, ok, err := c.next.LicenseByKey(ctx, productID, k)
+		return l.ID, ok, err
 	})
+	if err != nil || !ok {
+		return consumption.License{}, false, err
+	}
+	return c.license(ctx, id)
 }
 
 // LicensesByUser implements consumption.Definitions.
 func (c *Cache) LicensesByUser(ctx context.Context, productID int64, username string) ([]consumption.License, error) {
-	return lookup(c, key('u', productID, username), func() ([]consumption.License, error) {
-		return c.next.LicensesByUser(ctx, productID, username)
+	ids, err := lookup(c, key('u', productID, username), func() ([]int64, error) {
+		lics, err := c.next.LicensesByUser(ctx, productID, username)
+		ids := make([]int64, len(lics))
+		for i, l := range lics {
+			ids[i] = l.ID
+		}
+		return ids, err
 	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	out := make([]consumption.License, 0, len(ids))
+	for _, id := range ids {
+		l, ok, err := c.license(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out, nil
 }
 
 // Device implements consumption.Definitions.
@@ -154,15 +195,10 @@ func (c *Cache) PasswordHash(ctx context.Context, licenseID int64, username stri
 }
 
 // ForgetLicense drops what the cache holds of a license whose activation
-// state changed (its entries by key and by every user) and of the device.
-// It is consumption.Service's Forget hook.
-func (c *Cache) ForgetLicense(l *consumption.License, hardwareID string) {
+// state changed and of the device. It is consumption.Service's Forget hook,
+// and what a node does when another node announces such a change.
+func (c *Cache) ForgetLicense(licenseID int64, hardwareID string) {
 	c.clock.Add(1) // a read under way must not store what it read before the change
-	if l.Key != "" {
-		c.c.Del(key('k', l.ProductID, l.Key))
-	}
-	for _, u := range l.Users {
-		c.c.Del(key('u', l.ProductID, u))
-	}
-	c.c.Del(key('d', l.ID, hardwareID))
+	c.c.Del(key('l', licenseID, ""))
+	c.c.Del(key('d', licenseID, hardwareID))
 }

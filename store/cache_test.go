@@ -26,14 +26,19 @@ func (d *countingDefs) Product(_ context.Context, code string) (consumption.Prod
 	return d.product, true, nil
 }
 
-func (d *countingDefs) LicenseByKey(context.Context, int64, string) (consumption.License, bool, error) {
+func (d *countingDefs) LicenseByKey(_ context.Context, pid int64, k string) (consumption.License, bool, error) {
 	d.calls++
-	return consumption.License{}, false, nil
+	return consumption.License{ID: 7, ProductID: pid, Key: k}, true, nil
+}
+
+func (d *countingDefs) LicenseByID(_ context.Context, id int64) (consumption.License, bool, error) {
+	d.calls++
+	return consumption.License{ID: id}, true, nil
 }
 
 func (d *countingDefs) LicensesByUser(context.Context, int64, string) ([]consumption.License, error) {
 	d.calls++
-	return nil, nil
+	return []consumption.License{{ID: 7}, {ID: 8}}, nil
 }
 
 func (d *countingDefs) Device(context.Context, int64, string) (consumption.Device, bool, error) {
@@ -102,26 +107,34 @@ func TestCacheClearDuringLoad(t *testing.T) {
 	}
 }
 
-// TestCacheForgetLicense checks that an activation's change reaches every
-// entry that names the license: by key, by each user, and the device.
+// TestCacheForgetLicense checks that forgetting a license by id reaches it
+// however it is looked up (by key, by user), and the device, and nothing else.
 func TestCacheForgetLicense(t *testing.T) {
 	d := &countingDefs{}
 	c := newTestCache(t, d)
 	ctx := context.Background()
 	lookups := func() {
-		c.LicenseByKey(ctx, 1, "K")
-		c.LicensesByUser(ctx, 2, "ana")
-		c.LicensesByUser(ctx, 2, "bob")
+		c.LicenseByKey(ctx, 1, "K")     // id 7
+		c.c.Wait()                      // ristretto applies sets asynchronously
+		c.LicensesByUser(ctx, 2, "ana") // ids 7 and 8
 		c.Device(ctx, 7, "hw")
 		c.Device(ctx, 7, "other")
 		c.c.Wait()
 	}
 	lookups()
+	lookups() // the second round loads licenses by id that the first cached
 	before := d.calls
-	c.ForgetLicense(&consumption.License{ID: 7, ProductID: 1, Key: "K"}, "hw")
-	c.ForgetLicense(&consumption.License{ID: 8, ProductID: 2, Users: []string{"ana", "bob"}}, "x")
 	lookups()
-	if got := d.calls - before; got != 4 {
-		t.Errorf("%d lookups read the backend after ForgetLicense, want 4 (key, two users, the device; not the other device)", got)
+	if d.calls != before {
+		t.Fatalf("a warm cache read the backend %d times", d.calls-before)
+	}
+	c.ForgetLicense(7, "hw")
+	lookups()
+	if got := d.calls - before; got != 2 {
+		t.Errorf("%d backend reads after forgetting license 7 and hw, want 2 (license 7 by id, the device)", got)
+	}
+	l, ok, err := c.LicenseByKey(ctx, 1, "K")
+	if err != nil || !ok || l.ID != 7 {
+		t.Errorf("license by key after forgetting: %+v %v %v", l, ok, err)
 	}
 }

@@ -137,12 +137,13 @@ type PlanProduct struct {
 }
 
 // PlanLicense is a license with its effective features and its devices.
-// Its License.Users are lower-cased, for case-insensitive matching, and
-// Passwords holds the password the seed gives each, "" for none.
 type PlanLicense struct {
 	consumption.License // ID 0 means "assign one"
 	Product             string
-	Passwords           []string
+	// Users are lower-cased, for case-insensitive matching; Passwords holds
+	// the password the seed gives each, "" for none.
+	Users     []string
+	Passwords []string
 	// Total is the license-level counter value the seed sets, or nil.
 	Total    *int64
 	Features []PlanLicenseFeature

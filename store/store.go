@@ -66,3 +66,20 @@ func SeedPasswordHash(stored, password string) (string, error) {
 	}
 	return auth.HashPassword(password)
 }
+
+// Change is a change of definitions announced by another node (or this
+// one): everything (All), or one license's activation state and one device.
+type Change struct {
+	All        bool
+	LicenseID  int64
+	HardwareID string
+}
+
+// ChangeFeed is implemented by backends that several nodes share. Watch
+// calls onChange for each change any node makes, and onReconnect whenever it
+// (re)connects to the feed, since changes made while it was away are lost
+// and a cache must then be dropped whole. It returns at once; watching stops
+// when ctx ends.
+type ChangeFeed interface {
+	Watch(ctx context.Context, onChange func(Change), onReconnect func())
+}

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
+
+	"github.com/edgelicense/caddy-license-api/store"
 )
 
 // Channel is the PostgreSQL notification channel on which changes of
@@ -159,4 +161,16 @@ func (b *Backend) listenOnce(ctx context.Context, onNotify func(string), onRecon
 			return err
 		}
 	}
+}
+
+// Watch implements store.ChangeFeed over Subscribe. A payload it does not
+// know is taken as "all": dropping a cache is always safe.
+func (b *Backend) Watch(ctx context.Context, onChange func(store.Change), onReconnect func()) {
+	b.Subscribe(ctx, func(payload string) {
+		if id, hw, ok := ParseDevicePayload(payload); ok {
+			onChange(store.Change{LicenseID: id, HardwareID: hw})
+			return
+		}
+		onChange(store.Change{All: true})
+	}, onReconnect)
 }

@@ -93,7 +93,10 @@ type Backend struct {
 	subs     sync.WaitGroup
 }
 
-var _ store.Backend = (*Backend)(nil)
+var (
+	_ store.Backend    = (*Backend)(nil)
+	_ store.ChangeFeed = (*Backend)(nil)
+)
 
 // errBadDSN replaces pgx's parse errors, which quote the connection string
 // with the password masked only on a best-effort basis.
@@ -237,6 +240,7 @@ func (b *Backend) queryRow(ctx context.Context, scan func(pgx.Row) error, sql st
 const (
 	sqlProduct       = `SELECT id, short_code, name, authorization_method FROM products WHERE short_code = $1`
 	sqlLicenseByKey  = `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.product_id = $1 AND l.license_key = $2`
+	sqlLicenseByID   = `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id = $1`
 	sqlLicensesByUsr = `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
 		WHERE u.username = $1 AND l.product_id = $2 ORDER BY l.id`
 	sqlPassword    = `SELECT password_hash FROM license_users WHERE license_id = $1 AND username = $2`
@@ -274,6 +278,17 @@ func (b *Backend) LicenseByKey(ctx context.Context, productID int64, key string)
 		l, err = scanLicense(r)
 		return err
 	}, sqlLicenseByKey, productID, key)
+	return l, found, err
+}
+
+// LicenseByID implements consumption.Definitions.
+func (b *Backend) LicenseByID(ctx context.Context, id int64) (consumption.License, bool, error) {
+	var l consumption.License
+	found, err := b.queryRow(ctx, func(r pgx.Row) error {
+		var err error
+		l, err = scanLicense(r)
+		return err
+	}, sqlLicenseByID, id)
 	return l, found, err
 }
 
@@ -377,16 +392,13 @@ func scanLicense(r pgx.Row, extra ...any) (consumption.License, error) {
 	dest := append([]any{&l.ID, &l.ProductID, &l.Key, &l.Enabled, &l.Active, &validity,
 		&typ, &l.IsTrial, &l.MaxActivations, &l.AllowUnlimitedActivations, &l.Customer, &l.Metadata,
 		&c.MaxConsumption, &c.AllowUnlimited, &c.AllowOverages, &c.MaxOverages, &c.AllowNegative,
-		&c.ResetConsumption, &period, &l.Users}, extra...)
+		&c.ResetConsumption, &period}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return l, err
 	}
 	l.ValidityPeriod = fromTimestamptz(validity)
 	l.Type = consumption.LicenseType(typ)
 	c.Period = consumption.Period(period)
-	if len(l.Users) == 0 {
-		l.Users = nil // key-based: no users, as the model has it
-	}
 	return l, nil
 }
 

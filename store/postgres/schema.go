@@ -142,8 +142,7 @@ const featureColumns = `id, license_id, code, name, feature_type, expiry_date,
 const licenseColumns = `l.id, l.product_id, COALESCE(l.license_key, ''), l.enabled, l.active, l.validity_period,
 	l.license_type, l.is_trial, l.max_activations, l.allow_unlimited_activations, l.customer, l.metadata,
 	l.max_consumption, l.allow_unlimited, l.allow_overages, l.max_overages, l.allow_negative,
-	l.reset_consumption, l.consumption_period,
-	ARRAY(SELECT username FROM license_users WHERE license_id = l.id ORDER BY username)`
+	l.reset_consumption, l.consumption_period`
 
 // productFeatureColumns are featureColumns of product_features, with the
 // product id where scanFeature reads the license id.

@@ -23,6 +23,9 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
 		}
 	}()
 	im := importer{tx: tx, ctx: ctx, now: time.Now(), products: map[string]int64{}}
+	if err := im.reserveIDs(p); err != nil {
+		return err
+	}
 	for i := range p.Products {
 		if err := im.product(&p.Products[i]); err != nil {
 			return fmt.Errorf("product %q: %w", p.Products[i].ShortCode, err)
@@ -51,6 +54,26 @@ type importer struct {
 	ctx      context.Context
 	now      time.Time
 	products map[string]int64
+	// nextLicense and nextFeature are the ids new rows without a seed id
+	// get: above every stored id and every id the seed gives, so that a
+	// generated id can't be taken by a row the seed names later.
+	nextLicense, nextFeature int64
+}
+
+func (im *importer) reserveIDs(p *store.Plan) error {
+	if err := im.tx.QueryRowContext(im.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM licenses`).Scan(&im.nextLicense); err != nil {
+		return err
+	}
+	if err := im.tx.QueryRowContext(im.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM license_features`).Scan(&im.nextFeature); err != nil {
+		return err
+	}
+	for _, l := range p.Licenses {
+		im.nextLicense = max(im.nextLicense, l.ID+1)
+		for _, f := range l.Features {
+			im.nextFeature = max(im.nextFeature, f.ID+1)
+		}
+	}
+	return nil
 }
 
 // featureValues are the settings columns of product_features and
@@ -117,8 +140,11 @@ func (im *importer) license(l *store.PlanLicense) error {
 			return err
 		}
 	}
+	if id == 0 {
+		id = im.nextLicense
+		im.nextLicense++
+	}
 	key := sql.NullString{String: l.Key, Valid: l.Key != ""}
-	idArg := sql.NullInt64{Int64: id, Valid: id != 0}
 	c := &l.Consumption
 	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO licenses (id, product_id, license_key, enabled, active,
 		validity_period, license_type, is_trial, max_activations, allow_unlimited_activations, customer, metadata,
@@ -137,7 +163,7 @@ func (im *importer) license(l *store.PlanLicense) error {
 			allow_overages = excluded.allow_overages, max_overages = excluded.max_overages,
 			allow_negative = excluded.allow_negative, reset_consumption = excluded.reset_consumption,
 			consumption_period = excluded.consumption_period
-		RETURNING id`, idArg, pid, key, l.Enabled, l.Active, toMillis(l.ValidityPeriod), string(l.Type), l.IsTrial,
+		RETURNING id`, id, pid, key, l.Enabled, l.Active, toMillis(l.ValidityPeriod), string(l.Type), l.IsTrial,
 		l.MaxActivations, l.AllowUnlimitedActivations, l.Customer, l.Metadata,
 		c.MaxConsumption, c.AllowUnlimited, c.AllowOverages, c.MaxOverages, c.AllowNegative, c.ResetConsumption,
 		string(c.Period), l.Active).Scan(&id)
@@ -179,8 +205,11 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 			return err
 		}
 	}
-	idArg := sql.NullInt64{Int64: id, Valid: id != 0}
-	args := append([]any{idArg, licenseID, f.Code, f.Name}, featureValues(&f.LicenseFeature)...)
+	if id == 0 {
+		id = im.nextFeature
+		im.nextFeature++
+	}
+	args := append([]any{id, licenseID, f.Code, f.Name}, featureValues(&f.LicenseFeature)...)
 	if err := im.tx.QueryRowContext(im.ctx, `INSERT INTO license_features (id, license_id, code, name, feature_type,
 		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
 		reset_consumption, consumption_period, is_floating, is_floating_cloud)

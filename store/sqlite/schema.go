@@ -128,5 +128,4 @@ const featureColumns = `id, license_id, code, name, feature_type, expiry_date,
 const licenseColumns = `l.id, l.product_id, COALESCE(l.license_key, ''), l.enabled, l.active, l.validity_period,
 	l.license_type, l.is_trial, l.max_activations, l.allow_unlimited_activations, l.customer, l.metadata,
 	l.max_consumption, l.allow_unlimited, l.allow_overages, l.max_overages, l.allow_negative,
-	l.reset_consumption, l.consumption_period,
-	(SELECT json_group_array(username) FROM license_users WHERE license_id = l.id)`
+	l.reset_consumption, l.consumption_period`

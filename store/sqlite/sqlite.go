@@ -11,7 +11,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -116,7 +115,7 @@ func (b *Backend) closeDBs() error {
 }
 
 type readStmts struct {
-	product, licenseByKey, licensesByUser, password, device, blacklisted, feature, ledger *sql.Stmt
+	product, licenseByKey, licenseByID, licensesByUser, password, device, blacklisted, feature, ledger *sql.Stmt
 	// LicenseStatus
 	activeDevices, deviceID, licenseCounter, features *sql.Stmt
 }
@@ -128,6 +127,7 @@ func (s *readStmts) prepare(db *sql.DB) error {
 	}{
 		{&s.product, `SELECT id, short_code, name, authorization_method FROM products WHERE short_code = ?`},
 		{&s.licenseByKey, `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.product_id = ? AND l.license_key = ?`},
+		{&s.licenseByID, `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id = ?`},
 		{&s.licensesByUser, `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
 			WHERE u.username = ? AND l.product_id = ? ORDER BY l.id`},
 		{&s.password, `SELECT password_hash FROM license_users WHERE license_id = ? AND username = ?`},
@@ -166,6 +166,15 @@ func (b *Backend) Product(ctx context.Context, shortCode string) (consumption.Pr
 // LicenseByKey implements consumption.Definitions.
 func (b *Backend) LicenseByKey(ctx context.Context, productID int64, key string) (consumption.License, bool, error) {
 	l, err := scanLicense(b.stmts.licenseByKey.QueryRowContext(ctx, productID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, false, nil
+	}
+	return l, err == nil, err
+}
+
+// LicenseByID implements consumption.Definitions.
+func (b *Backend) LicenseByID(ctx context.Context, id int64) (consumption.License, bool, error) {
+	l, err := scanLicense(b.stmts.licenseByID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, false, nil
 	}
@@ -282,12 +291,12 @@ type scanner interface{ Scan(dest ...any) error }
 func scanLicense(s scanner, extra ...any) (consumption.License, error) {
 	var l consumption.License
 	var validity sql.NullInt64
-	var typ, period, users string
+	var typ, period string
 	c := &l.Consumption
 	dest := append([]any{&l.ID, &l.ProductID, &l.Key, &l.Enabled, &l.Active, &validity,
 		&typ, &l.IsTrial, &l.MaxActivations, &l.AllowUnlimitedActivations, &l.Customer, &l.Metadata,
 		&c.MaxConsumption, &c.AllowUnlimited, &c.AllowOverages, &c.MaxOverages, &c.AllowNegative,
-		&c.ResetConsumption, &period, &users}, extra...)
+		&c.ResetConsumption, &period}, extra...)
 	err := s.Scan(dest...)
 	if err != nil {
 		return l, err
@@ -295,12 +304,6 @@ func scanLicense(s scanner, extra ...any) (consumption.License, error) {
 	l.ValidityPeriod = fromMillis(validity)
 	l.Type = consumption.LicenseType(typ)
 	c.Period = consumption.Period(period)
-	if err := json.Unmarshal([]byte(users), &l.Users); err != nil {
-		return l, err
-	}
-	if len(l.Users) == 0 {
-		l.Users = nil // key-based: no users, as the model has it
-	}
 	return l, nil
 }
 
