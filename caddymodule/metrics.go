@@ -14,7 +14,10 @@ import (
 var metrics struct {
 	once      sync.Once
 	responses *prometheus.CounterVec
-	cache     cacheCollector
+	// ok holds each endpoint's success counter, resolved once, since
+	// WithLabelValues hashes its labels at every call.
+	ok    map[string]prometheus.Counter
+	cache cacheCollector
 }
 
 // cacheCollector reports the definitions caches of every open store; their
@@ -46,6 +49,10 @@ func registerMetrics(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "responses_total",
 			Help: "License API answers by endpoint and code (ok for success).",
 		}, []string{"endpoint", "code"})
+		metrics.ok = make(map[string]prometheus.Counter, len(endpoints))
+		for name := range endpoints {
+			metrics.ok[name] = metrics.responses.WithLabelValues(name, "ok")
+		}
 		metrics.cache = cacheCollector{
 			hits: prometheus.NewDesc(ns+"_"+sub+"_cache_hits_total",
 				"Definition lookups served from memory.", nil, nil),

@@ -46,7 +46,13 @@ func Open(path string) (*Backend, error) {
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	write, err := sql.Open("sqlite", dsn)
+	// The writer reads and rewrites counter rows and ledger index pages
+	// spread over the whole data set; SQLite's default page cache (2 MB)
+	// would make it read them back from the OS at every batch once there
+	// are some 100,000 licenses. Readers are served by the definitions
+	// cache and keep the default.
+	wq := url.Values{"_pragma": {"cache_size(-32768)"}}
+	write, err := sql.Open("sqlite", dsn+"&"+wq.Encode())
 	if err != nil {
 		return nil, err
 	}
