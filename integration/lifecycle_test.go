@@ -154,3 +154,21 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("cache metrics missing or zero: hits %q misses %q", hits, misses)
 	}
 }
+
+// TestErrorSignaturesCached checks that an error body is signed once: with
+// an ECDSA key every fresh signature differs (its nonce is random), so
+// identical errors must carry the identical cached signature, while two
+// 200s, which are signed per answer, differ.
+func TestErrorSignaturesCached(t *testing.T) {
+	n := startNode(t, nodeConfig{keyType: signing.ECDSAP256})
+	refused := body(map[string]any{"product": "nope"})
+	a, b := n.consume(refused), n.consume(refused)
+	if a.status != 400 || string(a.body) != string(b.body) || a.signature != b.signature {
+		t.Errorf("identical errors: %d %s / %s, signatures %q and %q; want one cached signature", a.status, a.body, b.body, a.signature, b.signature)
+	}
+	granted := body(map[string]any{"consumptions": 0})
+	c, d := n.consume(granted), n.consume(granted)
+	if c.status != 200 || string(c.body) != string(d.body) || c.signature == d.signature {
+		t.Errorf("identical 200s: %d, signatures %q and %q; want two fresh signatures", c.status, c.signature, d.signature)
+	}
+}
