@@ -11,12 +11,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -458,7 +454,7 @@ func signingBody() []byte {
 // TestNodeVerifies proves that the official SDK's check, run by real
 // node:crypto, accepts our signatures for every key type.
 func TestNodeVerifies(t *testing.T) {
-	node := nodetest.Node(t)
+	nodetest.Node(t) // skip before generating keys
 	body := signingBody()
 
 	type nodeCase struct {
@@ -486,19 +482,9 @@ func TestNodeVerifies(t *testing.T) {
 		)
 	}
 
-	dir := t.TempDir()
-	input, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inPath := filepath.Join(dir, "cases.json")
-	if err := os.WriteFile(inPath, input, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// The verify line is the SDK's, verbatim apart from variable names.
 	const script = `
-const fs = require('node:fs');
-const cases = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const cases = JSON.parse(require('node:fs').readFileSync(process.argv[2], 'utf8'));
 const results = cases.map((c) => {
   const received = Buffer.from(c.body, 'base64').toString('utf8');
   const body = JSON.stringify(JSON.parse(received));
@@ -509,26 +495,12 @@ const results = cases.map((c) => {
 });
 process.stdout.write(JSON.stringify(results));
 `
-	scriptPath := filepath.Join(dir, "verify.js")
-	if err := os.WriteFile(scriptPath, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(node, scriptPath, inPath).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s", err, stderr)
-	}
 	var results []struct {
 		Name      string `json:"name"`
 		Canonical bool   `json:"canonical"`
 		Verified  bool   `json:"verified"`
 	}
-	if err := json.Unmarshal(out, &results); err != nil {
-		t.Fatalf("decoding node output %q: %v", out, err)
-	}
+	nodetest.RunJSON(t, script, cases, &results)
 	if len(results) != len(cases) {
 		t.Fatalf("node returned %d results, want %d", len(results), len(cases))
 	}

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -504,25 +501,15 @@ func canonicalCorpus() [][]byte {
 // doc is the bytes decoded as a JavaScript client decodes them (TextDecoder,
 // invalid UTF-8 replaced), and that it rejects what JSON.parse rejects.
 func TestNodeCanonical(t *testing.T) {
-	node := nodetest.Node(t)
+	nodetest.Node(t) // skip before building the corpus
 
 	docs := canonicalCorpus()
 	encoded := make([]string, len(docs))
 	for i, d := range docs {
 		encoded[i] = base64.StdEncoding.EncodeToString(d)
 	}
-	dir := t.TempDir()
-	input, err := json.Marshal(encoded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inPath := filepath.Join(dir, "docs.json")
-	if err := os.WriteFile(inPath, input, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const script = `
-const fs = require('node:fs');
-const docs = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const docs = JSON.parse(require('node:fs').readFileSync(process.argv[2], 'utf8'));
 // ignoreBOM keeps a leading U+FEFF as text, which JSON.parse then rejects.
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 const results = docs.map((b64) => {
@@ -539,26 +526,12 @@ const results = docs.map((b64) => {
 });
 process.stdout.write(JSON.stringify(results));
 `
-	scriptPath := filepath.Join(dir, "canonical.js")
-	if err := os.WriteFile(scriptPath, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(node, scriptPath, inPath).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s", err, stderr)
-	}
 	var results []struct {
 		OK  bool   `json:"ok"`
 		Out []byte `json:"out"` // base64 in JSON
 		Err string `json:"err"`
 	}
-	if err := json.Unmarshal(out, &results); err != nil {
-		t.Fatalf("decoding node output: %v", err)
-	}
+	nodetest.RunJSON(t, script, encoded, &results)
 	if len(results) != len(docs) {
 		t.Fatalf("node returned %d results for %d documents", len(results), len(docs))
 	}
