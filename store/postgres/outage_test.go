@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/internal/testproxy"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
 )
 
@@ -85,7 +86,7 @@ func testOutage(t *testing.T, mode string) {
 		workers = 16
 	)
 	dsn := freshSchema(t)
-	p := startProxy(t, hostOf(t, dsn))
+	p := testproxy.Start(t, hostOf(t, dsn))
 	b := open(t, Config{DSN: withHost(t, dsn, p.Addr()), MaxConns: 8, Timeout: timeout})
 	importJSON(t, b, storetest.Seed)
 	importJSON(t, b, raiseRender(1_000_000_000))
@@ -250,7 +251,7 @@ func TestDevicePayload(t *testing.T) {
 // caller, after its connection is dropped or silently hangs.
 func TestSubscribe(t *testing.T) {
 	dsn := freshSchema(t)
-	p := startProxy(t, hostOf(t, dsn))
+	p := testproxy.Start(t, hostOf(t, dsn))
 	a := open(t, Config{DSN: dsn})
 	core, logs := observer.New(zap.WarnLevel)
 	b := open(t, Config{DSN: withHost(t, dsn, p.Addr()), Timeout: 500 * time.Millisecond, Logger: zap.New(core)})
