@@ -49,6 +49,14 @@ type importer struct {
 }
 
 func (im *importer) run(p *store.Plan) error {
+	// The pool's connections end a transaction left idle for the store's
+	// timeout (see parseConfig), but an import is idle between statements
+	// while it hashes or verifies a seed password (Argon2id: about 100 ms
+	// each, far more on a busy host). Allow it a minute: still bounded, for
+	// a node that vanished mid-import; ctx bounds the import itself.
+	if _, err := im.tx.Exec(im.ctx, `SET LOCAL idle_in_transaction_session_timeout = '1min'`); err != nil {
+		return err
+	}
 	// Two nodes importing at once take turns, so that the second finds the
 	// first's rows rather than racing it to insert them.
 	if _, err := im.tx.Exec(im.ctx, `SELECT pg_advisory_xact_lock(`+lockKey("import")+`)`); err != nil {

@@ -151,9 +151,10 @@ func parseConfig(cfg Config) (*pgxpool.Config, error) {
 	}
 	// A node cut off in the middle of a batch leaves its transaction open
 	// on the server, holding counter locks that every other node waits for,
-	// until TCP gives up on it (hours by default). None of our transactions
-	// is ever idle between statements for longer than a round trip, so the
-	// server may end one that is idle for a whole Timeout.
+	// until TCP gives up on it (hours by default). A write batch is never
+	// idle between statements for longer than a round trip, so the server
+	// may end one that is idle for a whole Timeout. (Imports, which hash
+	// passwords between statements, allow themselves longer.)
 	const idleTx = "idle_in_transaction_session_timeout"
 	if _, set := pc.ConnConfig.RuntimeParams[idleTx]; !set {
 		pc.ConnConfig.RuntimeParams[idleTx] = strconv.FormatInt(max(cfg.Timeout.Milliseconds(), 1), 10)

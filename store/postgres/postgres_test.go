@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -317,4 +318,19 @@ func TestUnstorableTextFailsAlone(t *testing.T) {
 	if _, err := b.Activate(context.Background(), consumption.DeviceChange{LicenseID: 1003, HardwareID: "a\x00b"}); !errors.Is(err, errUnstorable) {
 		t.Errorf("activating a hardware id with a NUL byte: %v", err)
 	}
+}
+
+// TestImportOutlastsShortTimeout imports a seed with a password through a
+// store whose timeout is shorter than one Argon2id hash: the server must not
+// end the import's transaction while it hashes between statements.
+func TestImportOutlastsShortTimeout(t *testing.T) {
+	u, err := url.Parse(freshSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("connect_timeout", "10") // connecting may take longer than 30 ms
+	u.RawQuery = q.Encode()
+	b := open(t, Config{DSN: u.String(), Timeout: 30 * time.Millisecond})
+	importJSON(t, b, storetest.Seed)
 }
