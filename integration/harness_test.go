@@ -85,6 +85,10 @@ type node struct {
 	logs      *syncBuffer
 	cmd       *exec.Cmd
 	exited    chan struct{}
+	// client sends the API requests; nil for http.DefaultClient. Load
+	// tests set one that keeps as many connections open as they have
+	// workers.
+	client *http.Client
 }
 
 // nodeConfig describes the license_api block of a test Caddy.
@@ -206,6 +210,9 @@ func (n *node) reload(caddyfile string) {
 	// The old server closes its idle keep-alive connections; a POST on one
 	// of them would fail with EOF (Go retries only idempotent requests).
 	http.DefaultClient.CloseIdleConnections()
+	if n.client != nil {
+		n.client.CloseIdleConnections()
+	}
 }
 
 // waitReady polls until the site answers (its fallback handler says 418),
@@ -304,7 +311,11 @@ func (n *node) send(r signedRequest) (response, error) {
 	for _, k := range r.omit {
 		req.Header.Del(k)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := n.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return response{}, err
 	}
