@@ -166,7 +166,7 @@ func (s *Service) CheckLicenseFeature(ctx context.Context, r *LicenseRequest, co
 // license_not_enough_consumptions.
 func (s *Service) AddConsumption(ctx context.Context, apiKey string, r *LicenseConsumptionRequest) (LicenseOutcome, error) {
 	now := s.Now()
-	lic, err := s.usableLicense(ctx, r.Product, r.LicenseKey, r.Username, r.LicenseID, r.HardwareID, now)
+	lic, err := s.usableLicense(ctx, &r.LicenseRequest, now)
 	if err != nil {
 		return LicenseOutcome{}, err
 	}
@@ -198,20 +198,10 @@ func (s *Service) DeactivateLicense(ctx context.Context, apiKey string, r *Licen
 // boundLicense finds the license and checks that the device is bound to it.
 func (s *Service) boundLicense(ctx context.Context, r *LicenseRequest) (Product, License, error) {
 	p, lic, err := s.license(ctx, r.Product, r.LicenseKey, r.Username, r.LicenseID)
-	if err != nil {
-		return p, lic, err
+	if err == nil {
+		err = s.deviceBound(ctx, p.ID, lic.ID, r.HardwareID)
 	}
-	if err := s.notBlacklisted(ctx, p.ID, r.HardwareID); err != nil {
-		return p, lic, err
-	}
-	d, ok, err := s.Definitions.Device(ctx, lic.ID, r.HardwareID)
-	if err != nil {
-		return p, lic, err
-	}
-	if !ok || !d.Active {
-		return p, lic, ErrDeviceNotFound
-	}
-	return p, lic, nil
+	return p, lic, err
 }
 
 func (s *Service) notBlacklisted(ctx context.Context, productID int64, hardwareID string) error {

@@ -96,7 +96,7 @@ func (s *Service) Now() time.Time {
 // feature_not_enough_consumptions.
 func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *FeatureConsumptionRequest) (FeatureOutcome, error) {
 	now := s.Now()
-	lic, err := s.usableLicense(ctx, r.Product, r.LicenseKey, r.Username, r.LicenseID, r.HardwareID, now)
+	lic, err := s.usableLicense(ctx, &r.LicenseRequest, now)
 	if err != nil {
 		return FeatureOutcome{}, err
 	}
@@ -121,8 +121,8 @@ func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *F
 
 // usableLicense finds the license a request addresses and checks that the
 // device may use it, in the documented error order up to device_not_found.
-func (s *Service) usableLicense(ctx context.Context, product, key, username string, licenseID *int64, hardwareID string, now time.Time) (License, error) {
-	p, lic, err := s.license(ctx, product, key, username, licenseID)
+func (s *Service) usableLicense(ctx context.Context, r *LicenseRequest, now time.Time) (License, error) {
+	p, lic, err := s.license(ctx, r.Product, r.LicenseKey, r.Username, r.LicenseID)
 	if err != nil {
 		return License{}, err
 	}
@@ -134,21 +134,26 @@ func (s *Service) usableLicense(ctx context.Context, product, key, username stri
 	case lic.Expired(now):
 		return License{}, ErrLicenseExpired
 	}
-	barred, err := s.Definitions.Blacklisted(ctx, p.ID, hardwareID)
-	if err != nil {
+	if err := s.deviceBound(ctx, p.ID, lic.ID, r.HardwareID); err != nil {
 		return License{}, err
-	}
-	if barred {
-		return License{}, ErrBlacklisted
-	}
-	d, ok, err := s.Definitions.Device(ctx, lic.ID, hardwareID)
-	if err != nil {
-		return License{}, err
-	}
-	if !ok || !d.Active {
-		return License{}, ErrDeviceNotFound
 	}
 	return lic, nil
+}
+
+// deviceBound checks that the device is not blacklisted from the product and
+// is bound, active, to the license: blacklisted, then device_not_found.
+func (s *Service) deviceBound(ctx context.Context, productID, licenseID int64, hardwareID string) error {
+	if err := s.notBlacklisted(ctx, productID, hardwareID); err != nil {
+		return err
+	}
+	d, ok, err := s.Definitions.Device(ctx, licenseID, hardwareID)
+	if err != nil {
+		return err
+	}
+	if !ok || !d.Active {
+		return ErrDeviceNotFound
+	}
+	return nil
 }
 
 // license finds the product and the license a request addresses.
