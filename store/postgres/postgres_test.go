@@ -58,52 +58,7 @@ func TestTwoBackendsOneDatabase(t *testing.T) {
 	importJSON(t, nodes[0], storetest.Seed)
 	importJSON(t, nodes[1], raiseRender(600))
 
-	const n, limit = 1000, 600
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	granted, refused := 0, 0
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			_, err := nodes[i%2].ConsumeFeature(context.Background(), consumption.FeatureConsumption{
-				Time: time.Now(), LicenseID: 1001, LicenseFeatureID: 5001, Feature: "render",
-				HardwareID: "hw-" + strconv.Itoa(i), Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				granted++
-			case errors.Is(err, consumption.ErrFeatureNotEnoughConsumptions):
-				refused++
-			default:
-				t.Errorf("unexpected error: %v", err)
-			}
-		})
-	}
-	began := time.Now()
-	close(start)
-	wg.Wait()
-	t.Logf("%d consumptions split over two backends took %s", n, time.Since(began))
-	if granted != limit || refused != n-limit {
-		t.Errorf("granted %d and refused %d, want %d and %d", granted, refused, limit, n-limit)
-	}
-	if got := counter(t, nodes[0], 5001); got != limit {
-		t.Errorf("counter is %d, want %d", got, limit)
-	}
-	ledger, err := nodes[1].Ledger(context.Background(), 1001, 5001)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ledger) != limit {
-		t.Fatalf("ledger has %d rows, want %d", len(ledger), limit)
-	}
-	for i, e := range ledger {
-		if e.Total != int64(i+1) || e.Applied != 1 {
-			t.Fatalf("ledger row %d: total %d applied %d, want total %d applied 1", i, e.Total, e.Applied, i+1)
-		}
-	}
+	storetest.ExactLimit(t, []store.Backend{nodes[0], nodes[1]}, 1001, 5001, 1000, 600)
 }
 
 // TestTwoBackendsLicenseLimits races license-level writes across two

@@ -233,15 +233,28 @@ func testConsume(t *testing.T, b store.Backend) {
 // testConcurrentLimit is the promise users care most about: 200 concurrent
 // consumptions of 1 against a limit of 100 grant exactly 100.
 func testConcurrentLimit(t *testing.T, b store.Backend) {
-	const n = 200
+	ExactLimit(t, []store.Backend{b}, 1001, 5001, 200, 100)
+}
+
+// ExactLimit sends n concurrent consumptions of 1 of a license feature whose
+// limit is limit, spread round-robin over backends (one store, or several
+// sharing a database, as several nodes do), and checks that exactly limit
+// are granted and the rest refused with feature_not_enough_consumptions,
+// that the counter is limit, and that the ledger holds limit rows applying 1
+// each with totals 1..limit in ledger order.
+func ExactLimit(t *testing.T, backends []store.Backend, licenseID, featureID int64, n, limit int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	granted, refused := 0, 0
 	start := make(chan struct{})
-	for range n {
+	for i := range n {
 		wg.Go(func() {
 			<-start
-			_, err := consume(b, 5001, 1, time.Now())
+			_, err := backends[i%len(backends)].ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+				Time: time.Now(), LicenseID: licenseID, LicenseFeatureID: featureID, Feature: "f",
+				HardwareID: "hw-1", Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -254,24 +267,37 @@ func testConcurrentLimit(t *testing.T, b store.Backend) {
 			}
 		})
 	}
+	began := time.Now()
 	close(start)
 	wg.Wait()
-	if granted != 100 || refused != 100 {
-		t.Errorf("granted %d and refused %d, want 100 and 100", granted, refused)
+	t.Logf("%d consumptions over %d backend(s) took %s", n, len(backends), time.Since(began))
+	if granted != limit || refused != n-limit {
+		t.Errorf("granted %d and refused %d, want %d and %d", granted, refused, limit, n-limit)
 	}
-	ledger, err := b.Ledger(context.Background(), 1001, 5001)
+	st, err := backends[0].LicenseStatus(context.Background(), licenseID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ledger) != 100 {
-		t.Errorf("ledger has %d rows, want 100", len(ledger))
+	counter := int64(-1)
+	for _, f := range st.Features {
+		if f.ID == featureID {
+			counter = f.Counter.Total
+		}
 	}
-	totals := map[int64]bool{}
-	for _, e := range ledger {
-		totals[e.Total] = true
+	if counter != int64(limit) {
+		t.Errorf("counter is %d, want %d (-1: feature missing from the status)", counter, limit)
 	}
-	if len(totals) != 100 || !totals[100] || totals[101] {
-		t.Errorf("ledger totals are not 1..100 once each: %d distinct", len(totals))
+	ledger, err := backends[len(backends)-1].Ledger(context.Background(), licenseID, featureID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) != limit {
+		t.Fatalf("ledger has %d rows, want %d", len(ledger), limit)
+	}
+	for i, e := range ledger {
+		if e.Total != int64(i+1) || e.Applied != 1 {
+			t.Fatalf("ledger row %d: total %d applied %d, want total %d applied 1", i, e.Total, e.Applied, i+1)
+		}
 	}
 }
 
