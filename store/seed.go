@@ -529,3 +529,50 @@ func lineCol(data []byte, offset int64) string {
 	col := int(offset) - bytes.LastIndexByte(before, '\n')
 	return fmt.Sprintf("line %d, column %d", line, col)
 }
+
+// MaxIDs returns the largest license and license feature ids the plan
+// gives. Backends assign new rows ids above these and above every stored
+// id, so that a generated id is never one the plan names for a later row.
+func (p *Plan) MaxIDs() (license, feature int64) {
+	for i := range p.Licenses {
+		l := &p.Licenses[i]
+		license = max(license, l.ID)
+		for j := range l.Features {
+			feature = max(feature, l.Features[j].ID)
+		}
+	}
+	return license, feature
+}
+
+// PlanWriter writes the parts of a plan inside a backend's import
+// transaction. BlacklistEntry gets the product's id (0: every product).
+type PlanWriter interface {
+	Product(p *PlanProduct) (id int64, err error)
+	License(l *PlanLicense, productID int64) error
+	BlacklistEntry(e PlanBlacklistEntry, productID int64) error
+}
+
+// Apply writes the plan through w in the order its references need
+// (products before the licenses and blacklist entries that name them),
+// naming the part of the plan that failed.
+func (p *Plan) Apply(w PlanWriter) error {
+	products := make(map[string]int64, len(p.Products))
+	for i := range p.Products {
+		id, err := w.Product(&p.Products[i])
+		if err != nil {
+			return fmt.Errorf("product %q: %w", p.Products[i].ShortCode, err)
+		}
+		products[p.Products[i].ShortCode] = id
+	}
+	for i := range p.Licenses {
+		if err := w.License(&p.Licenses[i], products[p.Licenses[i].Product]); err != nil {
+			return fmt.Errorf("licenses[%d]: %w", i, err)
+		}
+	}
+	for i, e := range p.Blacklist {
+		if err := w.BlacklistEntry(e, products[e.Product]); err != nil {
+			return fmt.Errorf("blacklist[%d]: %w", i, err)
+		}
+	}
+	return nil
+}

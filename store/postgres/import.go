@@ -28,7 +28,7 @@ import (
 func (b *Backend) Import(ctx context.Context, p *store.Plan) error {
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginTxFunc(ctx, b.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			im := importer{tx: tx, ctx: ctx, now: time.Now(), products: map[string]int64{}}
+			im := &importer{tx: tx, ctx: ctx, now: time.Now()}
 			return im.run(p)
 		})
 		if err == nil {
@@ -40,12 +40,14 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) error {
 	}
 }
 
+// importer is the store.PlanWriter of one import transaction; changed
+// records whether any row changed, so that an unchanged re-import notifies
+// no node.
 type importer struct {
-	tx       pgx.Tx
-	ctx      context.Context
-	now      time.Time
-	products map[string]int64
-	changed  bool
+	tx      pgx.Tx
+	ctx     context.Context
+	now     time.Time
+	changed bool
 }
 
 func (im *importer) run(p *store.Plan) error {
@@ -65,25 +67,8 @@ func (im *importer) run(p *store.Plan) error {
 	if err := im.reserveIDs(p); err != nil {
 		return err
 	}
-	for i := range p.Products {
-		if err := im.product(&p.Products[i]); err != nil {
-			return fmt.Errorf("product %q: %w", p.Products[i].ShortCode, err)
-		}
-	}
-	for i := range p.Licenses {
-		if err := im.license(&p.Licenses[i]); err != nil {
-			return fmt.Errorf("licenses[%d]: %w", i, err)
-		}
-	}
-	for _, e := range p.Blacklist {
-		var pid int64 // 0: every product
-		if e.Product != "" {
-			pid = im.products[e.Product]
-		}
-		if err := im.exec(`INSERT INTO blacklist (hardware_id, product_id) VALUES ($1, $2)
-			ON CONFLICT DO NOTHING`, e.HardwareID, pid); err != nil {
-			return fmt.Errorf("blacklist: %w", err)
-		}
+	if err := p.Apply(im); err != nil {
+		return err
 	}
 	if !im.changed {
 		return nil
@@ -108,14 +93,7 @@ func (im *importer) exec(sql string, args ...any) error {
 // explicitly. setval is not transactional, which is harmless: a rolled-back
 // import only leaves a gap.
 func (im *importer) reserveIDs(p *store.Plan) error {
-	var licenseID, featureID int64
-	for i := range p.Licenses {
-		l := &p.Licenses[i]
-		licenseID = max(licenseID, l.ID)
-		for j := range l.Features {
-			featureID = max(featureID, l.Features[j].ID)
-		}
-	}
+	licenseID, featureID := p.MaxIDs()
 	for _, t := range []struct {
 		table string
 		id    int64
@@ -148,7 +126,8 @@ func sameFeature(stored, plan *consumption.LicenseFeature) bool {
 		stored.Type == plan.Type && stored.ExpiryDate.Equal(plan.ExpiryDate) && stored.Settings == plan.Settings
 }
 
-func (im *importer) product(p *store.PlanProduct) error {
+// Product implements store.PlanWriter.
+func (im *importer) Product(p *store.PlanProduct) (int64, error) {
 	var id int64
 	var name, method string
 	err := im.tx.QueryRow(im.ctx, `SELECT id, name, authorization_method FROM products WHERE short_code = $1`,
@@ -163,15 +142,20 @@ func (im *importer) product(p *store.PlanProduct) error {
 			id, p.Name, p.AuthMethod.String())
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	im.products[p.ShortCode] = id
 	for i := range p.Features {
 		if err := im.productFeature(id, &p.Features[i]); err != nil {
-			return fmt.Errorf("feature %q: %w", p.Features[i].Code, err)
+			return 0, fmt.Errorf("feature %q: %w", p.Features[i].Code, err)
 		}
 	}
-	return nil
+	return id, nil
+}
+
+// BlacklistEntry implements store.PlanWriter.
+func (im *importer) BlacklistEntry(e store.PlanBlacklistEntry, productID int64) error {
+	return im.exec(`INSERT INTO blacklist (hardware_id, product_id) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`, e.HardwareID, productID)
 }
 
 func (im *importer) productFeature(productID int64, f *consumption.LicenseFeature) error {
@@ -248,8 +232,8 @@ func sameLicense(stored, plan *consumption.License) bool {
 		stored.Customer == plan.Customer && stored.Metadata == plan.Metadata && stored.Consumption == plan.Consumption
 }
 
-func (im *importer) license(l *store.PlanLicense) error {
-	pid := im.products[l.Product]
+// License implements store.PlanWriter.
+func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	id := l.ID
 	if id == 0 {
 		var err error

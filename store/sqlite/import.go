@@ -22,38 +22,21 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
 			tx.Rollback()
 		}
 	}()
-	im := importer{tx: tx, ctx: ctx, now: time.Now(), products: map[string]int64{}}
+	im := importer{tx: tx, ctx: ctx, now: time.Now()}
 	if err := im.reserveIDs(p); err != nil {
 		return err
 	}
-	for i := range p.Products {
-		if err := im.product(&p.Products[i]); err != nil {
-			return fmt.Errorf("product %q: %w", p.Products[i].ShortCode, err)
-		}
-	}
-	for i := range p.Licenses {
-		if err := im.license(&p.Licenses[i]); err != nil {
-			return fmt.Errorf("licenses[%d]: %w", i, err)
-		}
-	}
-	for _, e := range p.Blacklist {
-		var pid int64 // 0: every product
-		if e.Product != "" {
-			pid = im.products[e.Product]
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO blacklist (hardware_id, product_id) VALUES (?, ?)
-			ON CONFLICT DO NOTHING`, e.HardwareID, pid); err != nil {
-			return fmt.Errorf("blacklist: %w", err)
-		}
+	if err := p.Apply(&im); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
 
+// importer is the store.PlanWriter of one import transaction.
 type importer struct {
-	tx       *sql.Tx
-	ctx      context.Context
-	now      time.Time
-	products map[string]int64
+	tx  *sql.Tx
+	ctx context.Context
+	now time.Time
 	// nextLicense and nextFeature are the ids new rows without a seed id
 	// get: above every stored id and every id the seed gives, so that a
 	// generated id can't be taken by a row the seed names later.
@@ -67,12 +50,9 @@ func (im *importer) reserveIDs(p *store.Plan) error {
 	if err := im.tx.QueryRowContext(im.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM license_features`).Scan(&im.nextFeature); err != nil {
 		return err
 	}
-	for _, l := range p.Licenses {
-		im.nextLicense = max(im.nextLicense, l.ID+1)
-		for _, f := range l.Features {
-			im.nextFeature = max(im.nextFeature, f.ID+1)
-		}
-	}
+	license, feature := p.MaxIDs()
+	im.nextLicense = max(im.nextLicense, license+1)
+	im.nextFeature = max(im.nextFeature, feature+1)
 	return nil
 }
 
@@ -90,15 +70,15 @@ const featureSettingsSet = `name = excluded.name, feature_type = excluded.featur
 	reset_consumption = excluded.reset_consumption, consumption_period = excluded.consumption_period,
 	is_floating = excluded.is_floating, is_floating_cloud = excluded.is_floating_cloud`
 
-func (im *importer) product(p *store.PlanProduct) error {
+// Product implements store.PlanWriter.
+func (im *importer) Product(p *store.PlanProduct) (int64, error) {
 	var id int64
 	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO products (short_code, name, authorization_method) VALUES (?, ?, ?)
 		ON CONFLICT (short_code) DO UPDATE SET name = excluded.name, authorization_method = excluded.authorization_method
 		RETURNING id`, p.ShortCode, p.Name, p.AuthMethod.String()).Scan(&id)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	im.products[p.ShortCode] = id
 	for i := range p.Features {
 		f := &p.Features[i]
 		args := append([]any{id, f.Code, f.Name}, featureValues(f)...)
@@ -107,10 +87,17 @@ func (im *importer) product(p *store.PlanProduct) error {
 			reset_consumption, consumption_period, is_floating, is_floating_cloud)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (product_id, code) DO UPDATE SET `+featureSettingsSet, args...); err != nil {
-			return fmt.Errorf("feature %q: %w", f.Code, err)
+			return 0, fmt.Errorf("feature %q: %w", f.Code, err)
 		}
 	}
-	return nil
+	return id, nil
+}
+
+// BlacklistEntry implements store.PlanWriter.
+func (im *importer) BlacklistEntry(e store.PlanBlacklistEntry, productID int64) error {
+	_, err := im.tx.ExecContext(im.ctx, `INSERT INTO blacklist (hardware_id, product_id) VALUES (?, ?)
+		ON CONFLICT DO NOTHING`, e.HardwareID, productID)
+	return err
 }
 
 // existingLicense finds a license the seed does not give an id for by its
@@ -131,8 +118,8 @@ func (im *importer) existingLicense(l *store.PlanLicense, pid int64) (int64, err
 	return id, err
 }
 
-func (im *importer) license(l *store.PlanLicense) error {
-	pid := im.products[l.Product]
+// License implements store.PlanWriter.
+func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	id := l.ID
 	if id == 0 {
 		var err error
