@@ -51,6 +51,7 @@
 //	-start-timeout 5m         how long Caddy may take to serve, seed import included
 //	-postgres <dsn>           the API runs use `store postgres <dsn>` instead of SQLite
 //	-json <path>              also write the report as JSON
+//	-cpuprofile <dir>         save a CPU profile of Caddy over each API run's measured window into dir
 //
 // With -postgres every run imports its seed into the same database, which
 // keeps what earlier runs (and earlier benchmarks) imported and recorded: a
@@ -88,6 +89,7 @@ type config struct {
 	signDuration time.Duration
 	startTimeout time.Duration // for Caddy to serve, the seed import included
 	postgres     string        // DSN; empty for SQLite
+	profileDir   string        // where Caddy's CPU profile of each API run goes; empty for none
 	progress     io.Writer     // where progress lines go
 }
 
@@ -127,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs.DurationVar(&cfg.signDuration, "sign-duration", cfg.signDuration, "how long each key type signs in the raw signing phase, and beside each API run (half before, half after its load)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", cfg.startTimeout, "how long Caddy may take to serve, seed import included")
 	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL `dsn`: the API runs use `store postgres <dsn>` instead of SQLite")
+	fs.StringVar(&cfg.profileDir, "cpuprofile", "", "save a CPU profile of Caddy (from its admin /debug/pprof) over each API run's measured window into `dir`")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this `path`")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
@@ -372,8 +375,18 @@ func runAPI(ctx context.Context, cfg config, bin, root string, kt signing.KeyTyp
 		return nil, err
 	}
 	spec := loadSpec{url: url, bodies: bodies, hot: cfg.hotCount(n)}
+	var profile func() error
+	if cfg.profileDir != "" {
+		profile = startProfile(ctx, p.admin, cfg.warmup+cfg.duration,
+			filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%d.pprof", kt, n)))
+	}
 	if err := measure(ctx, cfg, p, res, spec, true); err != nil {
 		return nil, err
+	}
+	if profile != nil {
+		if err := profile(); err != nil {
+			return nil, fmt.Errorf("CPU profile: %w", err)
+		}
 	}
 	after, err := signFor(ctx, signer, sampleResponse(), cfg.signDuration/2)
 	if err != nil {
