@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
 )
@@ -38,6 +39,12 @@ type committer struct {
 	db    *sql.DB
 	stmts [numWriteStmts]*sql.Stmt
 
+	// rows and dataVersion belong to the committer's goroutine; stale is
+	// set by an import (see invalidate).
+	rows        counterRows
+	dataVersion int64
+	stale       atomic.Bool
+
 	mu     sync.RWMutex // held for reading while enqueueing, so close can't race a send
 	closed bool
 	queue  chan *pending
@@ -50,6 +57,7 @@ const (
 	readFeatureRow = iota
 	updateFeatureCounter
 	readLicenseRow
+	readLicenseCounter
 	updateLicenseCounter
 	appendLedger
 	readDevice
@@ -57,6 +65,7 @@ const (
 	upsertActiveDevice
 	markLicenseActive
 	deactivateDevice
+	readDataVersion
 	numWriteStmts
 )
 
@@ -66,7 +75,9 @@ var writeQueries = [numWriteStmts]string{
 	// compare-and-set: it holds even if a future change let two writers in.
 	updateFeatureCounter: `UPDATE license_features SET total_consumptions = ?, period_start = ?
 		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
-	readLicenseRow: `SELECT ` + licenseColumns + `, l.total_consumptions, l.period_start FROM licenses l WHERE l.id = ?`,
+	readLicenseRow: `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id = ?`,
+	readLicenseCounter: `SELECT max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
+		reset_consumption, consumption_period, total_consumptions, period_start FROM licenses WHERE id = ?`,
 	updateLicenseCounter: `UPDATE licenses SET total_consumptions = ?, period_start = ?
 		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
 	appendLedger: `INSERT INTO consumption_ledger (at, license_id, license_feature_id, feature, hardware_id,
@@ -77,11 +88,13 @@ var writeQueries = [numWriteStmts]string{
 		ON CONFLICT (license_id, hardware_id) DO UPDATE SET active = 1 RETURNING id`,
 	markLicenseActive: `UPDATE licenses SET active = 1 WHERE id = ?`,
 	deactivateDevice:  `UPDATE devices SET active = 0 WHERE license_id = ? AND hardware_id = ? AND active = 1`,
+	readDataVersion:   `PRAGMA data_version`,
 }
 
 func newCommitter(db *sql.DB) (*committer, error) {
 	w := &committer{
 		db:     db,
+		rows:   newCounterRows(),
 		queue:  make(chan *pending, maxBatch),
 		quit:   make(chan struct{}),
 		exited: make(chan struct{}),
@@ -197,9 +210,15 @@ func (w *committer) apply(batch []*pending) (err error) {
 	defer func() {
 		if err != nil {
 			tx.Rollback()
+			// The copy holds this batch's changes, which the database
+			// does not.
+			w.rows.clear()
 		}
 	}()
 	wt := &writeTx{tx: tx, w: w}
+	if err := w.checkRows(ctx, wt); err != nil {
+		return err
+	}
 	for _, p := range batch {
 		if p.err = p.ctx.Err(); p.err != nil {
 			continue // the caller gave up before anything was written for it
@@ -210,35 +229,174 @@ func (w *committer) apply(batch []*pending) (err error) {
 		}
 		p.err = refusal
 	}
+	if err := wt.flush(ctx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
 }
 
+// checkRows drops the copy of the counter rows when it may differ from the
+// database: after an import, or a commit by another connection (another
+// process, or a previous configuration's store during a reload). The batch's
+// transaction holds the write lock, so nothing changes after this check
+// until it commits.
+func (w *committer) checkRows(ctx context.Context, t *writeTx) error {
+	var v int64
+	if err := t.stmt(readDataVersion).QueryRowContext(ctx).Scan(&v); err != nil {
+		return fmt.Errorf("reading data_version: %w", err)
+	}
+	if w.stale.Swap(false) || v != w.dataVersion || len(w.rows.m) > maxCounterRows {
+		w.rows.clear()
+	}
+	w.dataVersion = v
+	return nil
+}
+
+// invalidate tells the committer that the counter rows changed behind it.
+// The import calls it while its transaction holds the write connection, so
+// the next batch, which can only begin after the import ends, sees it.
+func (w *committer) invalidate() { w.stale.Store(true) }
+
+// maxCounterRows bounds the committer's copy of counter rows (a few hundred
+// bytes each). Past it the copy is dropped whole before a batch: the hot
+// rows come back at their next use, and nothing needs an eviction order.
+const maxCounterRows = 16384
+
+// counterRow is the committer's copy of one counter: the settings it is
+// decided with and its value in the database and after the consumptions of
+// the batch under way.
+type counterRow struct {
+	feature  consumption.LicenseFeature // feature rows; zero for a license's own counter
+	settings consumption.Settings
+	stored   consumption.Counter
+	cur      consumption.Counter
+	dirty    bool
+}
+
+// counterRows is what the committer knows of the counter rows it has read
+// or written. While its connection is the only writer, that is what the
+// database holds after each commit, so a hot counter costs no read per
+// consumption, and a batch writes each counter it changed once, however
+// many consumptions of it the batch holds.
+type counterRows struct {
+	m     map[rowKey]*counterRow
+	dirty []*counterRow // in the order the batch first changed them
+	ids   []rowKey      // of dirty, for the writes
+}
+
+// rowKey names a counter row: its table and id.
+type rowKey struct {
+	license bool // licenses, else license_features
+	id      int64
+}
+
+func newCounterRows() counterRows { return counterRows{m: map[rowKey]*counterRow{}} }
+
+func (r *counterRows) clear() {
+	clear(r.m)
+	r.dirty, r.ids = r.dirty[:0], r.ids[:0]
+}
+
+// set records that the batch changed row to next.
+func (r *counterRows) set(k rowKey, row *counterRow, next consumption.Counter) {
+	if !row.dirty {
+		row.dirty = true
+		r.dirty = append(r.dirty, row)
+		r.ids = append(r.ids, k)
+	}
+	row.cur = next
+}
+
+// featureRow returns the copy of a license feature's counter row, reading
+// it on first use; nil when there is no such feature.
+func (t *writeTx) featureRow(ctx context.Context, id int64) (*counterRow, error) {
+	k := rowKey{id: id}
+	if row := t.w.rows.m[k]; row != nil {
+		return row, nil
+	}
+	row := new(counterRow)
+	err := scanFeature(t.stmt(readFeatureRow).QueryRowContext(ctx, id), &row.feature, &row.stored.Total, &row.stored.PeriodStart)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading license feature: %w", err)
+	}
+	row.settings, row.cur = row.feature.Settings, row.stored
+	t.w.rows.m[k] = row
+	return row, nil
+}
+
+// licenseRow returns the copy of a license's own counter row, reading it on
+// first use; nil when there is no such license.
+func (t *writeTx) licenseRow(ctx context.Context, id int64) (*counterRow, error) {
+	k := rowKey{license: true, id: id}
+	if row := t.w.rows.m[k]; row != nil {
+		return row, nil
+	}
+	row := new(counterRow)
+	s := &row.settings
+	var period string
+	err := t.stmt(readLicenseCounter).QueryRowContext(ctx, id).Scan(&s.MaxConsumption, &s.AllowUnlimited,
+		&s.AllowOverages, &s.MaxOverages, &s.AllowNegative, &s.ResetConsumption, &period,
+		&row.stored.Total, &row.stored.PeriodStart)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading license: %w", err)
+	}
+	s.Period = consumption.Period(period)
+	row.cur = row.stored
+	t.w.rows.m[k] = row
+	return row, nil
+}
+
+// flush writes each counter the batch changed, once, with the
+// compare-and-set guard on the value it had before the batch.
+func (t *writeTx) flush(ctx context.Context) error {
+	r := &t.w.rows
+	for i, row := range r.dirty {
+		stmt := updateFeatureCounter
+		if r.ids[i].license {
+			stmt = updateLicenseCounter
+		}
+		if err := t.setCounter(ctx, stmt, r.ids[i].id, row.stored, row.cur); err != nil {
+			return err
+		}
+	}
+	// Only now that every write is made: until then an error must leave
+	// the rows dirty, for apply to drop them.
+	for _, row := range r.dirty {
+		row.stored, row.dirty = row.cur, false
+	}
+	r.dirty, r.ids = r.dirty[:0], r.ids[:0]
+	return nil
+}
+
 // ConsumeFeature implements consumption.Recorder.
 func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (out consumption.FeatureOutcome, err error) {
 	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
-		var f consumption.LicenseFeature
-		var cur consumption.Counter
-		err := scanFeature(t.stmt(readFeatureRow).QueryRowContext(ctx, c.LicenseFeatureID), &f, &cur.Total, &cur.PeriodStart)
-		if errors.Is(err, sql.ErrNoRows) {
+		row, err := t.featureRow(ctx, c.LicenseFeatureID)
+		if err != nil {
+			return nil, err
+		}
+		if row == nil {
 			return consumption.ErrUnsupportedProductFeature, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading license feature: %w", err)
-		}
-		next, applied, refusal := consumption.Apply(f.Settings, cur, c.Requested, c.Time)
+		next, applied, refusal := consumption.Apply(row.settings, row.cur, c.Requested, c.Time)
 		if refusal != nil {
 			return refusal, nil
 		}
-		if err := t.setCounter(ctx, updateFeatureCounter, f.ID, cur, next); err != nil {
-			return nil, err
-		}
+		f := &row.feature
 		if err := t.ledger(ctx, c.Time.UnixMilli(), c.LicenseID, f.ID, f.Code, c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
 			return nil, err
 		}
-		out = consumption.FeatureOutcome{Feature: f, Total: next.Total, Applied: applied}
+		t.w.rows.set(rowKey{id: f.ID}, row, next)
+		out = consumption.FeatureOutcome{Feature: *f, Total: next.Total, Applied: applied}
 		return nil, nil
 	})
 	return out, err
@@ -247,26 +405,22 @@ func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsu
 // ConsumeLicense implements consumption.Recorder.
 func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsumption) (out consumption.LicenseOutcome, err error) {
 	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
-		var cur consumption.Counter
-		row := t.stmt(readLicenseRow).QueryRowContext(ctx, c.LicenseID)
-		l, err := scanLicense(row, &cur.Total, &cur.PeriodStart)
-		if errors.Is(err, sql.ErrNoRows) {
+		row, err := t.licenseRow(ctx, c.LicenseID)
+		if err != nil {
+			return nil, err
+		}
+		if row == nil {
 			return consumption.ErrLicenseNotFound, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading license: %w", err)
-		}
-		next, applied, refusal := consumption.ApplyLicense(l.Consumption, cur, c.Requested, c.Time)
+		next, applied, refusal := consumption.ApplyLicense(row.settings, row.cur, c.Requested, c.Time)
 		if refusal != nil {
 			return refusal, nil
 		}
-		if err := t.setCounter(ctx, updateLicenseCounter, l.ID, cur, next); err != nil {
+		if err := t.ledger(ctx, c.Time.UnixMilli(), c.LicenseID, 0, "", c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
 			return nil, err
 		}
-		if err := t.ledger(ctx, c.Time.UnixMilli(), l.ID, 0, "", c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
-			return nil, err
-		}
-		out = consumption.LicenseOutcome{LicenseID: l.ID, Settings: l.Consumption, Total: next.Total, Applied: applied}
+		t.w.rows.set(rowKey{license: true, id: c.LicenseID}, row, next)
+		out = consumption.LicenseOutcome{LicenseID: c.LicenseID, Settings: row.settings, Total: next.Total, Applied: applied}
 		return nil, nil
 	})
 	return out, err
@@ -277,8 +431,7 @@ func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsu
 // concurrent activations can't exceed it.
 func (b *Backend) Activate(ctx context.Context, a consumption.DeviceChange) (out consumption.Activation, err error) {
 	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
-		row := t.stmt(readLicenseRow).QueryRowContext(ctx, a.LicenseID)
-		l, err := scanLicense(row, new(int64), new(int64))
+		l, err := scanLicense(t.stmt(readLicenseRow).QueryRowContext(ctx, a.LicenseID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return consumption.ErrLicenseNotFound, nil
 		}

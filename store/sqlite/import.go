@@ -26,6 +26,7 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
 	if err := im.reserveIDs(p); err != nil {
 		return err
 	}
+	b.w.invalidate()
 	if err := p.Apply(&im); err != nil {
 		return err
 	}

@@ -6,6 +6,9 @@
 // writer. Every write goes through one connection: consumptions are queued to
 // a committer that applies all that are waiting in one transaction (group
 // commit), so durability costs one fsync per batch rather than per request.
+// The committer decides on its own copy of the counter rows, so a batch reads
+// a hot counter at most once and writes it once, whatever number of its
+// consumptions the batch holds.
 package sqlite
 
 import (

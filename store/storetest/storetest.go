@@ -350,8 +350,10 @@ func testReimport(t *testing.T, b store.Backend) {
 	if f.MaxConsumption != 500 || f.Name != "Render 2" {
 		t.Errorf("feature not updated: %+v", f)
 	}
-	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 40 {
-		t.Errorf("after a changed import: total %d, %v; want 40 kept", out.Total, err)
+	// The counter's settings change with the file: a store that keeps them
+	// beside its counters must notice the import.
+	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 40 || out.Feature.MaxConsumption != 500 {
+		t.Errorf("after a changed import: total %d, max %d, %v; want 40 kept, max 500", out.Total, out.Feature.MaxConsumption, err)
 	}
 	// A file that sets a new total sets the counter, once.
 	setTotal := `{"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 500}]}],
