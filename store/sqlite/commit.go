@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -36,12 +37,14 @@ type pending struct {
 // is answered only after that transaction is durable. Batching needs no
 // timer: writes that arrive while a commit is under way form the next batch.
 type committer struct {
-	db    *sql.DB
-	stmts [numWriteStmts]*sql.Stmt
+	db          *sql.DB
+	stmts       [numWriteStmts]*sql.Stmt
+	ledgerStmts [len(ledgerChunks)]*sql.Stmt
 
 	// rows and dataVersion belong to the committer's goroutine; stale is
 	// set by an import (see invalidate).
 	rows        counterRows
+	ledgerBuf   []any
 	dataVersion int64
 	stale       atomic.Bool
 
@@ -59,7 +62,6 @@ const (
 	readLicenseRow
 	readLicenseCounter
 	updateLicenseCounter
-	appendLedger
 	readDevice
 	countActiveDevices
 	upsertActiveDevice
@@ -80,8 +82,6 @@ var writeQueries = [numWriteStmts]string{
 		reset_consumption, consumption_period, total_consumptions, period_start FROM licenses WHERE id = ?`,
 	updateLicenseCounter: `UPDATE licenses SET total_consumptions = ?, period_start = ?
 		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
-	appendLedger: `INSERT INTO consumption_ledger (at, license_id, license_feature_id, feature, hardware_id,
-		requested, applied, total, api_key, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	readDevice:         `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`,
 	countActiveDevices: `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`,
 	upsertActiveDevice: `INSERT INTO devices (license_id, hardware_id, active) VALUES (?, ?, 1)
@@ -89,6 +89,27 @@ var writeQueries = [numWriteStmts]string{
 	markLicenseActive: `UPDATE licenses SET active = 1 WHERE id = ?`,
 	deactivateDevice:  `UPDATE devices SET active = 0 WHERE license_id = ? AND hardware_id = ? AND active = 1`,
 	readDataVersion:   `PRAGMA data_version`,
+}
+
+// The ledger is appended once per batch, by statements of ledgerChunks[i]
+// rows each: one statement per row cost as much as the rest of a
+// consumption's write.
+var ledgerChunks = [...]int{32, 16, 8, 4, 2, 1}
+
+// ledgerColumns is how many values one ledger row has in appendLedgerRows.
+const ledgerColumns = 10
+
+func appendLedgerRows(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO consumption_ledger (at, license_id, license_feature_id, feature, hardware_id,
+		requested, applied, total, api_key, event) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 func newCommitter(db *sql.DB) (*committer, error) {
@@ -106,6 +127,13 @@ func newCommitter(db *sql.DB) (*committer, error) {
 		}
 		w.stmts[i] = st
 	}
+	for i, rows := range ledgerChunks {
+		st, err := db.Prepare(appendLedgerRows(rows))
+		if err != nil {
+			return nil, fmt.Errorf("preparing the ledger insert: %w", err)
+		}
+		w.ledgerStmts[i] = st
+	}
 	go w.run()
 	return w, nil
 }
@@ -115,6 +143,9 @@ type writeTx struct {
 	tx    *sql.Tx
 	w     *committer
 	bound [numWriteStmts]*sql.Stmt
+	// ledger holds the batch's ledger rows, ledgerColumns values each, in
+	// arrival order, until flush appends them.
+	ledger []any
 }
 
 func (t *writeTx) stmt(i int) *sql.Stmt {
@@ -215,7 +246,11 @@ func (w *committer) apply(batch []*pending) (err error) {
 			w.rows.clear()
 		}
 	}()
-	wt := &writeTx{tx: tx, w: w}
+	wt := &writeTx{tx: tx, w: w, ledger: w.ledgerBuf[:0]}
+	defer func() {
+		clear(wt.ledger) // drop the strings; keep the array for the next batch
+		w.ledgerBuf = wt.ledger[:0]
+	}()
 	if err := w.checkRows(ctx, wt); err != nil {
 		return err
 	}
@@ -355,9 +390,21 @@ func (t *writeTx) licenseRow(ctx context.Context, id int64) (*counterRow, error)
 	return row, nil
 }
 
-// flush writes each counter the batch changed, once, with the
-// compare-and-set guard on the value it had before the batch.
+// flush appends the batch's ledger rows and writes each counter the batch
+// changed, once, with the compare-and-set guard on the value it had before
+// the batch.
 func (t *writeTx) flush(ctx context.Context) error {
+	for vals := t.ledger; len(vals) > 0; {
+		for i, rows := range ledgerChunks {
+			if n := rows * ledgerColumns; n <= len(vals) {
+				if _, err := t.tx.StmtContext(ctx, t.w.ledgerStmts[i]).ExecContext(ctx, vals[:n]...); err != nil {
+					return fmt.Errorf("appending to the ledger: %w", err)
+				}
+				vals = vals[n:]
+				break
+			}
+		}
+	}
 	r := &t.w.rows
 	for i, row := range r.dirty {
 		stmt := updateFeatureCounter
@@ -392,9 +439,7 @@ func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsu
 			return refusal, nil
 		}
 		f := &row.feature
-		if err := t.ledger(ctx, c.Time.UnixMilli(), c.LicenseID, f.ID, f.Code, c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
-			return nil, err
-		}
+		t.appendLedger(c.Time.UnixMilli(), c.LicenseID, f.ID, f.Code, c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event)
 		t.w.rows.set(rowKey{id: f.ID}, row, next)
 		out = consumption.FeatureOutcome{Feature: *f, Total: next.Total, Applied: applied}
 		return nil, nil
@@ -416,9 +461,7 @@ func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsu
 		if refusal != nil {
 			return refusal, nil
 		}
-		if err := t.ledger(ctx, c.Time.UnixMilli(), c.LicenseID, 0, "", c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event); err != nil {
-			return nil, err
-		}
+		t.appendLedger(c.Time.UnixMilli(), c.LicenseID, 0, "", c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event)
 		t.w.rows.set(rowKey{license: true, id: c.LicenseID}, row, next)
 		out = consumption.LicenseOutcome{LicenseID: c.LicenseID, Settings: row.settings, Total: next.Total, Applied: applied}
 		return nil, nil
@@ -493,11 +536,9 @@ func (t *writeTx) setCounter(ctx context.Context, stmt int, id int64, cur, next 
 	return nil
 }
 
-func (t *writeTx) ledger(ctx context.Context, at, licenseID, featureID int64, feature, hardwareID string,
-	requested, applied, total int64, apiKey, event string) error {
-	if _, err := t.stmt(appendLedger).ExecContext(ctx, at, licenseID, featureID, feature, hardwareID,
-		requested, applied, total, apiKey, event); err != nil {
-		return fmt.Errorf("appending to the ledger: %w", err)
-	}
-	return nil
+// appendLedger queues a ledger row for flush.
+func (t *writeTx) appendLedger(at, licenseID, featureID int64, feature, hardwareID string,
+	requested, applied, total int64, apiKey, event string) {
+	t.ledger = append(t.ledger, at, licenseID, featureID, feature, hardwareID,
+		requested, applied, total, apiKey, event)
 }
