@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,14 @@ func TestParseSeedErrors(t *testing.T) {
 		{"bad validity", `{"products": [` + product + `], "licenses": [{"product": "cad", "license_key": "K", "validity_period": "2030-01-01"}]}`, "licenses[0]", "validity_period"},
 		{"device without id", `{"products": [` + product + `], "licenses": [{"product": "cad", "license_key": "K", "devices": [{"active": true}]}]}`, "licenses[0].devices[0]", "hardware_id"},
 		{"blacklist unknown product", `{"blacklist": [{"hardware_id": "h", "product": "cad"}]}`, "blacklist[0]", "unknown product"},
+		// Licenses are decoded one at a time; a type error still names the
+		// list and the exact line and column.
+		{"wrong type in a later license", `{"products": [` + product + `], "licenses": [{"product": "cad", "license_key": "K"},` +
+			"\n" + `  {"product": 5}]}`, "licenses.product (line 2, column 16)", "number"},
+		{"unknown field in a license", `{"products": [` + product + `], "licenses": [{"product": "cad", "licence_key": "K"}]}`, "line 1", `unknown field "licence_key"`},
+		{"syntax error after a bad license", `{"products": [` + product + `], "licenses": [{"product": "cam", "license_key": "K"}, {]}`, "line 1, column", "invalid character"},
+		{"list given twice", `{"licenses": [], "Licenses": []}`, "line 1", "Licenses is given twice"},
+		{"not an object", `[]`, "line 1", "must be a JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,5 +106,29 @@ func TestParseSeedResolvesOverrides(t *testing.T) {
 	}
 	if b := p.Blacklist; len(b) != 1 || b[0].Product != "" {
 		t.Errorf("blacklist %+v", b)
+	}
+}
+
+// TestParseSeedListsInAnyOrder checks that licenses listed before their
+// products, which the parser cannot plan as it meets them, plan the same.
+func TestParseSeedListsInAnyOrder(t *testing.T) {
+	const products = `"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 5}]}]`
+	const licenses = `"licenses": [{"id": 3, "product": "cad", "license_key": "K", "features": [{"code": "render", "id": 4}],
+		"devices": [{"hardware_id": "h"}]}, {"product": "cad", "license_key": "L"}]`
+	const blacklist = `"blacklist": [{"hardware_id": "bad", "product": "cad"}]`
+	want, err := ParseSeed("seed.json", []byte("{"+products+","+licenses+","+blacklist+"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseSeed("seed.json", []byte("{"+blacklist+","+licenses+","+products+"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("licenses before products: plan %+v, want %+v", got, want)
+	}
+	_, err = ParseSeed("seed.json", []byte(`{"licenses": [{"product": "cad", "license_key": "K"}, {"product": "cam"}], `+products+"}"))
+	if err == nil || !strings.Contains(err.Error(), `licenses[1]: unknown product "cam"`) {
+		t.Errorf("err = %v, want licenses[1] named", err)
 	}
 }
