@@ -116,7 +116,9 @@ var importQueries = [numImportStmts]string{
 	licenseIDByUser: `SELECT l.id FROM license_users u JOIN licenses l ON l.id = u.license_id
 		WHERE u.username = ? AND l.product_id = ? ORDER BY l.id LIMIT 1`,
 	// A license's active flag changes at run time (the first activation
-	// sets it); the seed only sets it when its own value changed.
+	// sets it); the seed only sets it when its own value changed. The
+	// upserts of licenses and license features return nothing: the row
+	// keeps the id they are given, a conflict on it being what updates.
 	upsertLicense: `INSERT INTO licenses (id, product_id, license_key, enabled, active,
 		validity_period, license_type, is_trial, max_activations, allow_unlimited_activations, customer, metadata,
 		max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative, reset_consumption,
@@ -133,8 +135,7 @@ var importQueries = [numImportStmts]string{
 			max_consumption = excluded.max_consumption, allow_unlimited = excluded.allow_unlimited,
 			allow_overages = excluded.allow_overages, max_overages = excluded.max_overages,
 			allow_negative = excluded.allow_negative, reset_consumption = excluded.reset_consumption,
-			consumption_period = excluded.consumption_period
-		RETURNING id`,
+			consumption_period = excluded.consumption_period`,
 	setLicenseTotal: `UPDATE licenses ` + seededTotalSet,
 	readUsers:       `SELECT username, password_hash FROM license_users WHERE license_id = ?`,
 	deleteUsers:     `DELETE FROM license_users WHERE license_id = ?`,
@@ -144,8 +145,7 @@ var importQueries = [numImportStmts]string{
 		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
 		reset_consumption, consumption_period, is_floating, is_floating_cloud)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET license_id = excluded.license_id, code = excluded.code, ` + featureSettingsSet + `
-		RETURNING id`,
+		ON CONFLICT (id) DO UPDATE SET license_id = excluded.license_id, code = excluded.code, ` + featureSettingsSet,
 	setFeatureTotal: `UPDATE license_features ` + seededTotalSet,
 	// Like a license's active flag, a device's binding changes at run time;
 	// the seed only sets it when its own value changed.
@@ -223,10 +223,10 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	}
 	key := sql.NullString{String: l.Key, Valid: l.Key != ""}
 	c := &l.Consumption
-	err := im.stmts[upsertLicense].QueryRowContext(im.ctx, id, pid, key, l.Enabled, l.Active,
+	_, err := im.stmts[upsertLicense].ExecContext(im.ctx, id, pid, key, l.Enabled, l.Active,
 		toMillis(l.ValidityPeriod), string(l.Type), l.IsTrial, l.MaxActivations, l.AllowUnlimitedActivations,
 		l.Customer, l.Metadata, c.MaxConsumption, c.AllowUnlimited, c.AllowOverages, c.MaxOverages,
-		c.AllowNegative, c.ResetConsumption, string(c.Period), l.Active).Scan(&id)
+		c.AllowNegative, c.ResetConsumption, string(c.Period), l.Active)
 	if err != nil {
 		return err
 	}
@@ -262,7 +262,7 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 		im.nextFeature++
 	}
 	args := append([]any{id, licenseID, f.Code, f.Name}, featureValues(&f.LicenseFeature)...)
-	if err := im.stmts[upsertLicenseFeature].QueryRowContext(im.ctx, args...).Scan(&id); err != nil {
+	if _, err := im.stmts[upsertLicenseFeature].ExecContext(im.ctx, args...); err != nil {
 		return err
 	}
 	return im.setSeededTotal(setFeatureTotal, id, f.Total, &f.Settings)
