@@ -133,12 +133,21 @@ func (u *seedUser) UnmarshalJSON(b []byte) error {
 // counter only when the seed gives total_consumptions for it and that value
 // differs from the one the previous import gave: re-importing a file (which
 // every Caddy reload does) leaves counters alone.
+//
+// A plan does not hold its licenses: a seed may have hundreds of thousands,
+// and holding them planned took several times the memory of the seed's
+// text. Apply plans them again from the text, which ParseSeed has checked,
+// and writes each as it is planned.
 type Plan struct {
-	Products []PlanProduct
-	// Licenses are pointers so that the list grows without copying what it
-	// holds: a seed may have hundreds of thousands.
-	Licenses  []*PlanLicense
+	Products  []PlanProduct
 	Blacklist []PlanBlacklistEntry
+	// Licenses is how many licenses the seed has.
+	Licenses int
+
+	file string
+	data []byte
+	// maxLicenseID and maxFeatureID are the largest ids the seed gives.
+	maxLicenseID, maxFeatureID int64
 }
 
 // PlanProduct is a product with its feature defaults.
@@ -203,6 +212,15 @@ func ParseSeed(name string, data []byte) (*Plan, error) {
 	if !json.Valid(data) {
 		return nil, syntaxError(name, data)
 	}
+	p := newPlanner(name, data)
+	if err := p.parse(); err != nil {
+		return nil, err
+	}
+	p.out.file, p.out.data = name, data
+	return p.out, nil
+}
+
+func newPlanner(name string, data []byte) *planner {
 	p := &planner{
 		file:     name,
 		data:     data,
@@ -216,10 +234,7 @@ func ParseSeed(name string, data []byte) (*Plan, error) {
 		users:    map[string]bool{},
 	}
 	p.dec.DisallowUnknownFields()
-	if err := p.parse(); err != nil {
-		return nil, err
-	}
-	return p.out, nil
+	return p
 }
 
 // syntaxError locates the first thing in data that is not JSON, or the
@@ -247,6 +262,9 @@ type planner struct {
 	dec   *json.Decoder
 	place place
 	out   *Plan
+	// emit receives each license as it is planned, in Apply; ParseSeed
+	// only checks them.
+	emit func(i int, l *PlanLicense) error
 
 	products map[string]*productDefaults
 	ids      map[int64]int // license id → index of the license that gives it
@@ -568,7 +586,14 @@ func (p *planner) planLicense(i int, sl *seedLicense) error {
 		p.hardware[sd.HardwareID] = true
 		pl.Devices = append(pl.Devices, consumption.Device{HardwareID: sd.HardwareID, Active: boolOr(sd.Active, true)})
 	}
-	p.out.Licenses = append(p.out.Licenses, pl)
+	p.out.Licenses++
+	p.out.maxLicenseID = max(p.out.maxLicenseID, pl.ID)
+	for _, f := range pl.Features {
+		p.out.maxFeatureID = max(p.out.maxFeatureID, f.ID)
+	}
+	if p.emit != nil {
+		return p.emit(i, pl)
+	}
 	return nil
 }
 
@@ -739,13 +764,7 @@ func lineCol(data []byte, offset int64) string {
 // gives. Backends assign new rows ids above these and above every stored
 // id, so that a generated id is never one the plan names for a later row.
 func (p *Plan) MaxIDs() (license, feature int64) {
-	for _, l := range p.Licenses {
-		license = max(license, l.ID)
-		for j := range l.Features {
-			feature = max(feature, l.Features[j].ID)
-		}
-	}
-	return license, feature
+	return p.maxLicenseID, p.maxFeatureID
 }
 
 // PlanWriter writes the parts of a plan inside a backend's import
@@ -768,10 +787,17 @@ func (p *Plan) Apply(w PlanWriter) error {
 		}
 		products[p.Products[i].ShortCode] = id
 	}
-	for i := range p.Licenses {
-		if err := w.License(p.Licenses[i], products[p.Licenses[i].Product]); err != nil {
+	// The seed's text passed ParseSeed, so planning it again fails only
+	// if w does.
+	again := newPlanner(p.file, p.data)
+	again.emit = func(i int, l *PlanLicense) error {
+		if err := w.License(l, products[l.Product]); err != nil {
 			return fmt.Errorf("licenses[%d]: %w", i, err)
 		}
+		return nil
+	}
+	if err := again.parse(); err != nil {
+		return err
 	}
 	for i, e := range p.Blacklist {
 		if err := w.BlacklistEntry(e, products[e.Product]); err != nil {

@@ -85,7 +85,11 @@ func TestParseSeedResolvesOverrides(t *testing.T) {
 		!def.ExpiryDate.Equal(time.Date(2029, 12, 31, 22, 0, 0, 0, time.UTC)) {
 		t.Errorf("product feature %+v", def)
 	}
-	lic := p.Licenses[0]
+	licenses := planned(t, p)
+	if p.Licenses != 2 || len(licenses) != 2 {
+		t.Fatalf("%d licenses counted, %d planned; want 2", p.Licenses, len(licenses))
+	}
+	lic := licenses[0]
 	if lic.Enabled || !lic.Active || !lic.ValidityPeriod.Equal(time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)) {
 		t.Errorf("license %+v: want disabled, active by default, valid until 2031-05-01T12:00Z", lic.License)
 	}
@@ -101,7 +105,7 @@ func TestParseSeedResolvesOverrides(t *testing.T) {
 	if d := lic.Devices; len(d) != 2 || !d[0].Active || d[1].Active {
 		t.Errorf("devices %+v", d)
 	}
-	if u := p.Licenses[1].Users; len(u) != 1 || u[0] != "ana@example.com" {
+	if u := licenses[1].Users; len(u) != 1 || u[0] != "ana@example.com" {
 		t.Errorf("users %v, want lower-cased", u)
 	}
 	if b := p.Blacklist; len(b) != 1 || b[0].Product != "" {
@@ -124,11 +128,37 @@ func TestParseSeedListsInAnyOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, want) {
+	if !reflect.DeepEqual(got.Products, want.Products) || !reflect.DeepEqual(got.Blacklist, want.Blacklist) ||
+		!reflect.DeepEqual(planned(t, got), planned(t, want)) {
 		t.Errorf("licenses before products: plan %+v, want %+v", got, want)
+	}
+	if l, f := got.MaxIDs(); l != 3 || f != 4 {
+		t.Errorf("MaxIDs = %d, %d; want 3, 4", l, f)
 	}
 	_, err = ParseSeed("seed.json", []byte(`{"licenses": [{"product": "cad", "license_key": "K"}, {"product": "cam"}], `+products+"}"))
 	if err == nil || !strings.Contains(err.Error(), `licenses[1]: unknown product "cam"`) {
 		t.Errorf("err = %v, want licenses[1] named", err)
 	}
 }
+
+// planned returns the licenses p.Apply writes, in order.
+func planned(t *testing.T, p *Plan) []*PlanLicense {
+	t.Helper()
+	var r recorder
+	if err := p.Apply(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r.licenses
+}
+
+// recorder is a PlanWriter that keeps the licenses.
+type recorder struct{ licenses []*PlanLicense }
+
+func (r *recorder) Product(*PlanProduct) (int64, error) { return 1, nil }
+
+func (r *recorder) License(l *PlanLicense, _ int64) error {
+	r.licenses = append(r.licenses, l)
+	return nil
+}
+
+func (r *recorder) BlacklistEntry(PlanBlacklistEntry, int64) error { return nil }
