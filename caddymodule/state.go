@@ -112,7 +112,7 @@ func (h *Handler) importSeed(path string) error {
 	}
 	h.state.cache.Clear()
 	h.logger.Info("imported seed", zap.String("path", path),
-		zap.Int("products", len(plan.Products)), zap.Int("licenses", len(plan.Licenses)),
+		zap.Int("products", len(plan.Products)), zap.Int("licenses", plan.Licenses),
 		zap.Duration("took", time.Since(start)))
 	return nil
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
-	"github.com/edgelicense/caddy-license-api/internal/jsonjs"
 )
 
 // opt is a seed field that distinguishes "absent" (inherit or keep) from an
@@ -48,55 +46,64 @@ type seedFeatureFields struct {
 	IsFloatingCloud   opt[bool]   `json:"is_floating_cloud"`
 }
 
-type seedFile struct {
-	Products []struct {
-		ShortCode           string `json:"short_code"`
-		Name                string `json:"name"`
-		AuthorizationMethod string `json:"authorization_method"`
-		Features            []struct {
-			Code string `json:"code"`
-			seedFeatureFields
-		} `json:"features"`
-	} `json:"products"`
-	Licenses []struct {
-		ID                        opt[int64]      `json:"id"`
-		Product                   string          `json:"product"`
-		LicenseKey                string          `json:"license_key"`
-		Users                     []seedUser      `json:"users"`
-		Enabled                   opt[bool]       `json:"enabled"`
-		Active                    opt[bool]       `json:"active"`
-		ValidityPeriod            opt[string]     `json:"validity_period"`
-		LicenseType               opt[string]     `json:"license_type"`
-		IsTrial                   opt[bool]       `json:"is_trial"`
-		MaxActivations            opt[int64]      `json:"max_activations"`
-		AllowUnlimitedActivations opt[bool]       `json:"allow_unlimited_activations"`
-		Customer                  json.RawMessage `json:"customer"`
-		Metadata                  json.RawMessage `json:"metadata"`
-		// The license-level counter of a consumption license; LicenseSpring
-		// says max_consumptions here and max_consumption on features.
-		MaxConsumptions   opt[int64]  `json:"max_consumptions"`
-		AllowUnlimited    opt[bool]   `json:"allow_unlimited_consumptions"`
-		AllowOverages     opt[bool]   `json:"allow_overages"`
-		MaxOverages       opt[int64]  `json:"max_overages"`
-		AllowNegative     opt[bool]   `json:"allow_negative_consumptions"`
-		ResetConsumption  opt[bool]   `json:"reset_consumption"`
-		ConsumptionPeriod opt[string] `json:"consumption_period"`
-		TotalConsumptions opt[int64]  `json:"total_consumptions"`
-		Features          []struct {
-			Code              string     `json:"code"`
-			ID                opt[int64] `json:"id"`
-			TotalConsumptions opt[int64] `json:"total_consumptions"`
-			seedFeatureFields
-		} `json:"features"`
-		Devices []struct {
-			HardwareID string    `json:"hardware_id"`
-			Active     opt[bool] `json:"active"`
-		} `json:"devices"`
-	} `json:"licenses"`
-	Blacklist []struct {
-		HardwareID string `json:"hardware_id"`
-		Product    string `json:"product"`
-	} `json:"blacklist"`
+// seedProduct is an element of the seed's products list.
+type seedProduct struct {
+	ShortCode           string               `json:"short_code"`
+	Name                string               `json:"name"`
+	AuthorizationMethod string               `json:"authorization_method"`
+	Features            []seedProductFeature `json:"features"`
+}
+
+type seedProductFeature struct {
+	Code string `json:"code"`
+	seedFeatureFields
+}
+
+// seedLicense is an element of the seed's licenses list.
+type seedLicense struct {
+	ID                        opt[int64]      `json:"id"`
+	Product                   string          `json:"product"`
+	LicenseKey                string          `json:"license_key"`
+	Users                     []seedUser      `json:"users"`
+	Enabled                   opt[bool]       `json:"enabled"`
+	Active                    opt[bool]       `json:"active"`
+	ValidityPeriod            opt[string]     `json:"validity_period"`
+	LicenseType               opt[string]     `json:"license_type"`
+	IsTrial                   opt[bool]       `json:"is_trial"`
+	MaxActivations            opt[int64]      `json:"max_activations"`
+	AllowUnlimitedActivations opt[bool]       `json:"allow_unlimited_activations"`
+	Customer                  json.RawMessage `json:"customer"`
+	Metadata                  json.RawMessage `json:"metadata"`
+	// The license-level counter of a consumption license; LicenseSpring
+	// says max_consumptions here and max_consumption on features.
+	MaxConsumptions   opt[int64]           `json:"max_consumptions"`
+	AllowUnlimited    opt[bool]            `json:"allow_unlimited_consumptions"`
+	AllowOverages     opt[bool]            `json:"allow_overages"`
+	MaxOverages       opt[int64]           `json:"max_overages"`
+	AllowNegative     opt[bool]            `json:"allow_negative_consumptions"`
+	ResetConsumption  opt[bool]            `json:"reset_consumption"`
+	ConsumptionPeriod opt[string]          `json:"consumption_period"`
+	TotalConsumptions opt[int64]           `json:"total_consumptions"`
+	Features          []seedLicenseFeature `json:"features"`
+	Devices           []seedDevice         `json:"devices"`
+}
+
+type seedLicenseFeature struct {
+	Code              string     `json:"code"`
+	ID                opt[int64] `json:"id"`
+	TotalConsumptions opt[int64] `json:"total_consumptions"`
+	seedFeatureFields
+}
+
+type seedDevice struct {
+	HardwareID string    `json:"hardware_id"`
+	Active     opt[bool] `json:"active"`
+}
+
+// seedBlacklistEntry is an element of the seed's blacklist.
+type seedBlacklistEntry struct {
+	HardwareID string `json:"hardware_id"`
+	Product    string `json:"product"`
 }
 
 // seedUser is a license user: a name, or {"username": ..., "password": ...}.
@@ -116,54 +123,6 @@ func (u *seedUser) UnmarshalJSON(b []byte) error {
 	return dec.Decode((*plain)(u))
 }
 
-// Plan is a validated seed, resolved into what a backend writes. An import
-// upserts: products by short code, product features by (product, code),
-// licenses by id or else by (product, license key) or (product, first user),
-// license features by (license, code), devices by (license, hardware id),
-// blacklist entries by (product, hardware id). It never deletes, and it sets a
-// counter only when the seed gives total_consumptions for it and that value
-// differs from the one the previous import gave: re-importing a file (which
-// every Caddy reload does) leaves counters alone.
-type Plan struct {
-	Products  []PlanProduct
-	Licenses  []PlanLicense
-	Blacklist []PlanBlacklistEntry
-}
-
-// PlanProduct is a product with its feature defaults.
-type PlanProduct struct {
-	consumption.Product
-	Features []consumption.LicenseFeature // LicenseID and ID unused
-}
-
-// PlanLicense is a license with its effective features and its devices.
-type PlanLicense struct {
-	consumption.License // ID 0 means "assign one"
-	Product             string
-	// Users are lower-cased, for case-insensitive matching; Passwords holds
-	// the password the seed gives each, "" for none.
-	Users     []string
-	Passwords []string
-	// Total is the license-level counter value the seed sets, or nil.
-	Total    *int64
-	Features []PlanLicenseFeature
-	Devices  []consumption.Device
-}
-
-// PlanLicenseFeature is a license feature with its overrides applied.
-type PlanLicenseFeature struct {
-	consumption.LicenseFeature // ID 0 means "assign one"
-	// Total is the counter value the seed sets, or nil to keep the counter.
-	Total *int64
-}
-
-// PlanBlacklistEntry bars a hardware id from one product, or from all when
-// Product is empty.
-type PlanBlacklistEntry struct {
-	HardwareID string
-	Product    string
-}
-
 // SeedError locates a problem in a seed file: a line and column for JSON
 // syntax, a path such as licenses[2].features[0].code for content.
 type SeedError struct {
@@ -180,336 +139,245 @@ func (e *SeedError) Unwrap() error { return e.Err }
 
 // ParseSeed validates a seed file's contents and resolves it into a Plan.
 // name is used in errors only.
+//
+// Licenses are decoded and planned one at a time: a seed of 100,000
+// licenses held whole as decoded JSON beside its plan made start-up peak
+// at several times the memory the plan needs. A file that is not valid
+// JSON is refused before anything else, at its first syntax error; past
+// that, the error reported is the first the planner meets, in file order
+// (except that licenses listed before their products are planned after
+// them).
 func ParseSeed(name string, data []byte) (*Plan, error) {
-	var f seedFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, &SeedError{File: name, Place: jsonPlace(data, err, dec.InputOffset()), Err: jsonReason(err)}
+	if !json.Valid(data) {
+		return nil, syntaxError(name, data)
 	}
-	if dec.More() {
-		return nil, &SeedError{File: name, Place: lineCol(data, dec.InputOffset()), Err: errors.New("content after the seed object")}
+	p := newPlanner(name, data)
+	if err := p.parse(); err != nil {
+		return nil, err
 	}
-	p := &planner{file: name}
-	return p.plan(&f)
+	p.out.file, p.out.data = name, data
+	return p.out, nil
 }
 
+func newPlanner(name string, data []byte) *planner {
+	p := &planner{
+		file:     name,
+		data:     data,
+		dec:      json.NewDecoder(bytes.NewReader(data)),
+		out:      &Plan{},
+		products: map[string]*productDefaults{},
+		ids:      map[int64]int{},
+		keys:     map[productKey]bool{},
+		codes:    map[string]bool{},
+		hardware: map[string]bool{},
+		users:    map[string]bool{},
+	}
+	p.dec.DisallowUnknownFields()
+	return p
+}
+
+// syntaxError locates the first thing in data that is not JSON, or the
+// content after the seed object.
+func syntaxError(name string, data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var seed json.RawMessage
+	if err := dec.Decode(&seed); err != nil {
+		at := dec.InputOffset() // where an unexpected end stopped it
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			at = syn.Offset
+		}
+		return &SeedError{File: name, Place: lineCol(data, at), Err: jsonReason(err)}
+	}
+	dec.More() // moves to the content after the object
+	return &SeedError{File: name, Place: lineCol(data, dec.InputOffset()), Err: errors.New("content after the seed object")}
+}
+
+// planner walks a seed that is valid JSON, checking its content and
+// resolving it into out.
 type planner struct {
 	file  string
-	place string
+	data  []byte
+	dec   *json.Decoder
+	place place
+	out   *Plan
+	// emit receives each license as it is planned, in Apply; ParseSeed
+	// only checks them.
+	emit func(i int, l *PlanLicense) error
+
+	products map[string]*productDefaults
+	ids      map[int64]int // license id → index of the license that gives it
+	keys     map[productKey]bool
+	// license is the decoding target of every license in turn, and codes,
+	// hardware and users the names seen in the one being planned: reused,
+	// so that a license costs little beyond its plan.
+	license                seedLicense
+	codes, hardware, users map[string]bool
+}
+
+// productDefaults is what planning a license needs of its product.
+type productDefaults struct {
+	method   consumption.AuthMethod
+	features map[string]consumption.LicenseFeature
+}
+
+type productKey struct{ product, key string }
+
+// place is the part of the seed being planned, formatted only for an error:
+// list[i], or list[i].sub[j] when sub is set.
+type place struct {
+	list string
+	i    int
+	sub  string
+	j    int
+}
+
+func (pl place) String() string {
+	if pl.sub == "" {
+		return fmt.Sprintf("%s[%d]", pl.list, pl.i)
+	}
+	return fmt.Sprintf("%s[%d].%s[%d]", pl.list, pl.i, pl.sub, pl.j)
 }
 
 func (p *planner) fail(format string, args ...any) error {
-	return &SeedError{File: p.file, Place: p.place, Err: fmt.Errorf(format, args...)}
+	return &SeedError{File: p.file, Place: p.place.String(), Err: fmt.Errorf(format, args...)}
 }
 
-func (p *planner) plan(f *seedFile) (*Plan, error) {
-	out := &Plan{}
-	products := map[string]*PlanProduct{}
-	for i, sp := range f.Products {
-		p.place = fmt.Sprintf("products[%d]", i)
-		if sp.ShortCode == "" {
-			return nil, p.fail("short_code is required")
-		}
-		if products[sp.ShortCode] != nil {
-			return nil, p.fail("product %q is defined twice", sp.ShortCode)
-		}
-		method, ok := consumption.ParseAuthMethod(sp.AuthorizationMethod)
-		if !ok {
-			return nil, p.fail(`authorization_method %q is not "license-key" or "user"`, sp.AuthorizationMethod)
-		}
-		pp := PlanProduct{Product: consumption.Product{ShortCode: sp.ShortCode, Name: sp.Name, AuthMethod: method}}
-		codes := map[string]bool{}
-		for j, sf := range sp.Features {
-			p.place = fmt.Sprintf("products[%d].features[%d]", i, j)
-			if sf.Code == "" {
-				return nil, p.fail("code is required")
-			}
-			if codes[sf.Code] {
-				return nil, p.fail("feature %q is defined twice", sf.Code)
-			}
-			codes[sf.Code] = true
-			base := consumption.LicenseFeature{Code: sf.Code, Name: sf.Code, Type: consumption.ConsumptionFeature}
-			feat, err := p.applyFields(base, &sf.seedFeatureFields)
-			if err != nil {
-				return nil, err
-			}
-			pp.Features = append(pp.Features, feat)
-		}
-		out.Products = append(out.Products, pp)
-		products[sp.ShortCode] = &out.Products[len(out.Products)-1]
-	}
-
-	ids := map[int64]string{}
-	keys := map[string]bool{}
-	for i, sl := range f.Licenses {
-		p.place = fmt.Sprintf("licenses[%d]", i)
-		prod := products[sl.Product]
-		if prod == nil {
-			return nil, p.fail("unknown product %q", sl.Product)
-		}
-		pl := PlanLicense{
-			License: consumption.License{Key: sl.LicenseKey, Enabled: boolOr(sl.Enabled, true), Active: boolOr(sl.Active, true),
-				Type: consumption.Perpetual, IsTrial: boolOr(sl.IsTrial, false), MaxActivations: 1,
-				AllowUnlimitedActivations: boolOr(sl.AllowUnlimitedActivations, false)},
-			Product: sl.Product,
-		}
-		if err := p.licenseFields(&pl, sl.LicenseType, sl.MaxActivations, sl.Customer, sl.Metadata); err != nil {
-			return nil, err
-		}
-		counter := seedFeatureFields{MaxConsumption: sl.MaxConsumptions, AllowUnlimited: sl.AllowUnlimited,
-			AllowOverages: sl.AllowOverages, MaxOverages: sl.MaxOverages, AllowNegative: sl.AllowNegative,
-			ResetConsumption: sl.ResetConsumption, ConsumptionPeriod: sl.ConsumptionPeriod}
-		lc, err := p.applyFields(consumption.LicenseFeature{}, &counter)
-		if err != nil {
-			return nil, err
-		}
-		pl.Consumption = lc.Settings
-		if pl.Total, err = p.optTotal(sl.TotalConsumptions); err != nil {
-			return nil, err
-		}
-		if sl.ID.Set && !sl.ID.Null {
-			if sl.ID.Value <= 0 || sl.ID.Value > consumption.MaxSafeInteger {
-				return nil, p.fail("id must be a positive integer up to 2^53-1")
-			}
-			if prev, dup := ids[sl.ID.Value]; dup {
-				return nil, p.fail("id %d is also used by %s", sl.ID.Value, prev)
-			}
-			ids[sl.ID.Value] = p.place
-			pl.ID = sl.ID.Value
-		}
-		if prod.AuthMethod == consumption.KeyBased {
-			if sl.LicenseKey == "" {
-				return nil, p.fail("license_key is required for key-based product %q", sl.Product)
-			}
-			k := sl.Product + "\x00" + sl.LicenseKey
-			if keys[k] {
-				return nil, p.fail("license_key is used twice for product %q", sl.Product)
-			}
-			keys[k] = true
-		} else {
-			if len(sl.Users) == 0 {
-				return nil, p.fail("users is required for user-based product %q", sl.Product)
-			}
-			seenUser := map[string]bool{}
-			for _, u := range sl.Users {
-				name := strings.ToLower(u.Username)
-				if name == "" {
-					return nil, p.fail("users has an empty name")
-				}
-				if seenUser[name] {
-					return nil, p.fail("user %q is listed twice", u.Username)
-				}
-				seenUser[name] = true
-				pl.Users = append(pl.Users, name)
-				pl.Passwords = append(pl.Passwords, u.Password)
-			}
-		}
-		vp, err := p.optTime(sl.ValidityPeriod, "validity_period")
-		if err != nil {
-			return nil, err
-		}
-		pl.ValidityPeriod = vp
-		defaults := map[string]consumption.LicenseFeature{}
-		for _, f := range prod.Features {
-			defaults[f.Code] = f
-		}
-		seen := map[string]bool{}
-		for j, sf := range sl.Features {
-			p.place = fmt.Sprintf("licenses[%d].features[%d]", i, j)
-			base, ok := defaults[sf.Code]
-			if !ok {
-				return nil, p.fail("unknown feature %q of product %q", sf.Code, sl.Product)
-			}
-			if seen[sf.Code] {
-				return nil, p.fail("feature %q is listed twice", sf.Code)
-			}
-			seen[sf.Code] = true
-			feat, err := p.applyFields(base, &sf.seedFeatureFields)
-			if err != nil {
-				return nil, err
-			}
-			plf := PlanLicenseFeature{LicenseFeature: feat}
-			if sf.ID.Set && !sf.ID.Null {
-				if sf.ID.Value <= 0 || sf.ID.Value > consumption.MaxSafeInteger {
-					return nil, p.fail("id must be a positive integer up to 2^53-1")
-				}
-				plf.ID = sf.ID.Value
-			}
-			if plf.Total, err = p.optTotal(sf.TotalConsumptions); err != nil {
-				return nil, err
-			}
-			pl.Features = append(pl.Features, plf)
-		}
-		hw := map[string]bool{}
-		for j, sd := range sl.Devices {
-			p.place = fmt.Sprintf("licenses[%d].devices[%d]", i, j)
-			if sd.HardwareID == "" {
-				return nil, p.fail("hardware_id is required")
-			}
-			if hw[sd.HardwareID] {
-				return nil, p.fail("device %q is listed twice", sd.HardwareID)
-			}
-			hw[sd.HardwareID] = true
-			pl.Devices = append(pl.Devices, consumption.Device{HardwareID: sd.HardwareID, Active: boolOr(sd.Active, true)})
-		}
-		out.Licenses = append(out.Licenses, pl)
-	}
-
-	for i, sb := range f.Blacklist {
-		p.place = fmt.Sprintf("blacklist[%d]", i)
-		if sb.HardwareID == "" {
-			return nil, p.fail("hardware_id is required")
-		}
-		if sb.Product != "" && products[sb.Product] == nil {
-			return nil, p.fail("unknown product %q", sb.Product)
-		}
-		out.Blacklist = append(out.Blacklist, PlanBlacklistEntry{HardwareID: sb.HardwareID, Product: sb.Product})
-	}
-	return out, nil
+// failAt reports a problem with the JSON itself just before offset.
+func (p *planner) failAt(offset int64, format string, args ...any) error {
+	return &SeedError{File: p.file, Place: lineCol(p.data, offset), Err: fmt.Errorf(format, args...)}
 }
 
-func (p *planner) optTotal(o opt[int64]) (*int64, error) {
-	if !o.Set || o.Null {
-		return nil, nil
+// parse walks the seed object. Its lists may come in any order: licenses
+// listed before the products they name are kept decoded until the products
+// are known, and the blacklist, which is short, is planned last.
+func (p *planner) parse() error {
+	tok, _ := p.dec.Token() // the data is valid JSON, so a token is there
+	if tok == nil {
+		return nil // null: an empty seed
 	}
-	if o.Value < 0 || o.Value > consumption.MaxSafeInteger {
-		return nil, p.fail("total_consumptions must be between 0 and 2^53-1")
+	if tok != json.Delim('{') {
+		return p.failAt(p.dec.InputOffset(), "the seed must be a JSON object")
 	}
-	return &o.Value, nil
+	var blacklist []seedBlacklistEntry
+	var early []seedLicense // licenses listed before the products
+	given := map[string]bool{}
+	for p.dec.More() {
+		tok, _ := p.dec.Token()
+		key := tok.(string) // object keys are strings
+		// Keys match field names regardless of case, as the json package
+		// matches them.
+		list := ""
+		for _, name := range []string{"products", "licenses", "blacklist"} {
+			if strings.EqualFold(key, name) {
+				list = name
+			}
+		}
+		if list == "" {
+			return p.failAt(p.dec.InputOffset(), "unknown field %q", key)
+		}
+		// Merging two lists of licenses, or planning some licenses with
+		// products that a later list replaces, would surprise whoever
+		// wrote the file either way.
+		if given[list] {
+			return p.failAt(p.dec.InputOffset(), "%s is given twice", key)
+		}
+		given[list] = true
+		var err error
+		switch list {
+		case "products":
+			var products []seedProduct
+			if err = p.decode(&products, "products"); err == nil {
+				err = p.planProducts(products)
+			}
+		case "licenses":
+			err = p.licenses(!given["products"], &early)
+		case "blacklist":
+			err = p.decode(&blacklist, "blacklist")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i := range early {
+		if err := p.planLicense(i, &early[i]); err != nil {
+			return err
+		}
+	}
+	return p.planBlacklist(blacklist)
 }
 
-// licenseFields validates the license type, activation limit, customer and
-// metadata. Customer and metadata are stored as JavaScript writes them, so
-// that responses carrying them verify in the SDK whatever they hold.
-func (p *planner) licenseFields(pl *PlanLicense, typ opt[string], maxActivations opt[int64], customer, metadata json.RawMessage) error {
-	if typ.Set && !typ.Null {
-		switch t := consumption.LicenseType(typ.Value); t {
-		case consumption.Perpetual, consumption.TimeLimited, consumption.ConsumptionType, consumption.SubscriptionType:
-			pl.Type = t
-		default:
-			return p.fail(`license_type %q is not "perpetual", "time-limited", "consumption" or "subscription"`, typ.Value)
+// licenses decodes the licenses list one license at a time and plans each,
+// or keeps them in early when the products are still to come.
+func (p *planner) licenses(early bool, kept *[]seedLicense) error {
+	tok, _ := p.dec.Token()
+	switch tok {
+	case nil:
+		return nil
+	case json.Delim('['):
+	default:
+		return &SeedError{File: p.file, Place: "licenses (" + lineCol(p.data, p.dec.InputOffset()) + ")",
+			Err: fmt.Errorf("a JSON %s cannot be a list of licenses", jsonKind(tok))}
+	}
+	for i := 0; p.dec.More(); i++ {
+		p.license = seedLicense{}
+		if err := p.decode(&p.license, "licenses"); err != nil {
+			return err
+		}
+		if early {
+			*kept = append(*kept, p.license)
+		} else if err := p.planLicense(i, &p.license); err != nil {
+			return err
 		}
 	}
-	if maxActivations.Set && !maxActivations.Null {
-		if maxActivations.Value < 0 || maxActivations.Value > consumption.MaxSafeInteger {
-			return p.fail("max_activations must be between 0 and 2^53-1")
-		}
-		pl.MaxActivations = maxActivations.Value
-	}
-	for _, o := range []struct {
-		name string
-		raw  json.RawMessage
-		dst  *string
-	}{{"customer", customer, &pl.Customer}, {"metadata", metadata, &pl.Metadata}} {
-		raw := bytes.TrimSpace(o.raw)
-		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-			continue
-		}
-		if raw[0] != '{' {
-			return p.fail("%s must be a JSON object", o.name)
-		}
-		c, err := jsonjs.Canonical(raw)
-		if err != nil {
-			return p.fail("%s: %v", o.name, err)
-		}
-		*o.dst = string(c)
-	}
+	p.dec.Token() // ]
 	return nil
 }
 
-// applyFields returns base with the fields the seed sets.
-func (p *planner) applyFields(f consumption.LicenseFeature, s *seedFeatureFields) (consumption.LicenseFeature, error) {
-	setString(&f.Name, s.Name)
-	if s.FeatureType.Set {
-		switch t := consumption.FeatureType(s.FeatureType.Value); t {
-		case consumption.ConsumptionFeature, consumption.ActivationFeature:
-			f.Type = t
-		default:
-			return f, p.fail(`feature_type %q is not "consumption" or "activation"`, s.FeatureType.Value)
-		}
+// decode decodes the next value into v. path names the list the value is
+// or is in: the decoder names fields from the value it decodes.
+func (p *planner) decode(v any, path string) error {
+	// A type error's offset counts from where the decoder starts, which is
+	// past the ':' or ',' before the value.
+	base := p.dec.InputOffset()
+	j := base
+	for j < int64(len(p.data)) && isSpace(p.data[j]) {
+		j++
 	}
-	for _, n := range []struct {
-		name string
-		src  opt[int64]
-		dst  *int64
-	}{
-		{"max_consumption", s.MaxConsumption, &f.MaxConsumption},
-		{"max_overages", s.MaxOverages, &f.MaxOverages},
-	} {
-		if n.src.Set && !n.src.Null {
-			if n.src.Value < 0 || n.src.Value > consumption.MaxSafeInteger {
-				return f, p.fail("%s must be between 0 and 2^53-1", n.name)
-			}
-			*n.dst = n.src.Value
-		}
+	if j < int64(len(p.data)) && (p.data[j] == ':' || p.data[j] == ',') {
+		base = j + 1
 	}
-	setBool(&f.AllowUnlimited, s.AllowUnlimited)
-	setBool(&f.AllowOverages, s.AllowOverages)
-	setBool(&f.AllowNegative, s.AllowNegative)
-	setBool(&f.ResetConsumption, s.ResetConsumption)
-	setBool(&f.IsFloating, s.IsFloating)
-	setBool(&f.IsFloatingCloud, s.IsFloatingCloud)
-	if s.ConsumptionPeriod.Set {
-		period, err := consumption.ParsePeriod(s.ConsumptionPeriod.Value)
-		if err != nil {
-			return f, p.fail("consumption_period: %v", err)
-		}
-		f.Period = period
+	err := p.dec.Decode(v)
+	if err == nil {
+		return nil
 	}
-	if s.ExpiryDate.Set {
-		t, err := p.optTime(s.ExpiryDate, "expiry_date")
-		if err != nil {
-			return f, err
-		}
-		f.ExpiryDate = t
-	}
-	return f, nil
-}
-
-// optTime parses an optional RFC 3339 time; absent and null are the zero time.
-func (p *planner) optTime(o opt[string], field string) (time.Time, error) {
-	if !o.Set || o.Null || o.Value == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, o.Value)
-	if err != nil {
-		return time.Time{}, p.fail("%s %q is not an RFC 3339 time such as 2027-01-01T00:00:00Z", field, o.Value)
-	}
-	return t.UTC(), nil
-}
-
-func setString(dst *string, o opt[string]) {
-	if o.Set && !o.Null {
-		*dst = o.Value
-	}
-}
-
-func setBool(dst *bool, o opt[bool]) {
-	if o.Set && !o.Null {
-		*dst = o.Value
-	}
-}
-
-func boolOr(o opt[bool], def bool) bool {
-	if o.Set && !o.Null {
-		return o.Value
-	}
-	return def
-}
-
-// jsonPlace says where a decoding error is: the field path of a type error,
-// the line and column of a syntax error, else where the decoder stopped.
-func jsonPlace(data []byte, err error, stopped int64) string {
-	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return lineCol(data, syn.Offset)
-	case errors.As(err, &typ):
-		return typ.Field + " (" + lineCol(data, typ.Offset) + ")"
+	if errors.As(err, &typ) {
+		field := path
+		if typ.Field != "" {
+			field += "." + typ.Field
+		}
+		return &SeedError{File: p.file, Place: field + " (" + lineCol(p.data, base+typ.Offset) + ")", Err: jsonReason(err)}
 	}
-	return lineCol(data, stopped)
+	return &SeedError{File: p.file, Place: lineCol(p.data, p.dec.InputOffset()), Err: jsonReason(err)}
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
+
+// jsonKind names the kind of a JSON value other than a list or null, from
+// its first token, as the json package's type errors do.
+func jsonKind(tok json.Token) string {
+	switch tok.(type) {
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	}
+	return "object"
 }
 
 func jsonReason(err error) error {
@@ -528,51 +396,4 @@ func lineCol(data []byte, offset int64) string {
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := int(offset) - bytes.LastIndexByte(before, '\n')
 	return fmt.Sprintf("line %d, column %d", line, col)
-}
-
-// MaxIDs returns the largest license and license feature ids the plan
-// gives. Backends assign new rows ids above these and above every stored
-// id, so that a generated id is never one the plan names for a later row.
-func (p *Plan) MaxIDs() (license, feature int64) {
-	for i := range p.Licenses {
-		l := &p.Licenses[i]
-		license = max(license, l.ID)
-		for j := range l.Features {
-			feature = max(feature, l.Features[j].ID)
-		}
-	}
-	return license, feature
-}
-
-// PlanWriter writes the parts of a plan inside a backend's import
-// transaction. BlacklistEntry gets the product's id (0: every product).
-type PlanWriter interface {
-	Product(p *PlanProduct) (id int64, err error)
-	License(l *PlanLicense, productID int64) error
-	BlacklistEntry(e PlanBlacklistEntry, productID int64) error
-}
-
-// Apply writes the plan through w in the order its references need
-// (products before the licenses and blacklist entries that name them),
-// naming the part of the plan that failed.
-func (p *Plan) Apply(w PlanWriter) error {
-	products := make(map[string]int64, len(p.Products))
-	for i := range p.Products {
-		id, err := w.Product(&p.Products[i])
-		if err != nil {
-			return fmt.Errorf("product %q: %w", p.Products[i].ShortCode, err)
-		}
-		products[p.Products[i].ShortCode] = id
-	}
-	for i := range p.Licenses {
-		if err := w.License(&p.Licenses[i], products[p.Licenses[i].Product]); err != nil {
-			return fmt.Errorf("licenses[%d]: %w", i, err)
-		}
-	}
-	for i, e := range p.Blacklist {
-		if err := w.BlacklistEntry(e, products[e.Product]); err != nil {
-			return fmt.Errorf("blacklist[%d]: %w", i, err)
-		}
-	}
-	return nil
 }

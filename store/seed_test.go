@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,14 @@ func TestParseSeedErrors(t *testing.T) {
 		{"bad validity", `{"products": [` + product + `], "licenses": [{"product": "cad", "license_key": "K", "validity_period": "2030-01-01"}]}`, "licenses[0]", "validity_period"},
 		{"device without id", `{"products": [` + product + `], "licenses": [{"product": "cad", "license_key": "K", "devices": [{"active": true}]}]}`, "licenses[0].devices[0]", "hardware_id"},
 		{"blacklist unknown product", `{"blacklist": [{"hardware_id": "h", "product": "cad"}]}`, "blacklist[0]", "unknown product"},
+		// Licenses are decoded one at a time; a type error still names the
+		// list and the exact line and column.
+		{"wrong type in a later license", `{"products": [` + product + `], "licenses": [{"product": "cad", "license_key": "K"},` +
+			"\n" + `  {"product": 5}]}`, "licenses.product (line 2, column 16)", "number"},
+		{"unknown field in a license", `{"products": [` + product + `], "licenses": [{"product": "cad", "licence_key": "K"}]}`, "line 1", `unknown field "licence_key"`},
+		{"syntax error after a bad license", `{"products": [` + product + `], "licenses": [{"product": "cam", "license_key": "K"}, {]}`, "line 1, column", "invalid character"},
+		{"list given twice", `{"licenses": [], "Licenses": []}`, "line 1", "Licenses is given twice"},
+		{"not an object", `[]`, "line 1", "must be a JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +85,11 @@ func TestParseSeedResolvesOverrides(t *testing.T) {
 		!def.ExpiryDate.Equal(time.Date(2029, 12, 31, 22, 0, 0, 0, time.UTC)) {
 		t.Errorf("product feature %+v", def)
 	}
-	lic := p.Licenses[0]
+	licenses := planned(t, p)
+	if p.Licenses != 2 || len(licenses) != 2 {
+		t.Fatalf("%d licenses counted, %d planned; want 2", p.Licenses, len(licenses))
+	}
+	lic := licenses[0]
 	if lic.Enabled || !lic.Active || !lic.ValidityPeriod.Equal(time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)) {
 		t.Errorf("license %+v: want disabled, active by default, valid until 2031-05-01T12:00Z", lic.License)
 	}
@@ -92,10 +105,60 @@ func TestParseSeedResolvesOverrides(t *testing.T) {
 	if d := lic.Devices; len(d) != 2 || !d[0].Active || d[1].Active {
 		t.Errorf("devices %+v", d)
 	}
-	if u := p.Licenses[1].Users; len(u) != 1 || u[0] != "ana@example.com" {
+	if u := licenses[1].Users; len(u) != 1 || u[0] != "ana@example.com" {
 		t.Errorf("users %v, want lower-cased", u)
 	}
 	if b := p.Blacklist; len(b) != 1 || b[0].Product != "" {
 		t.Errorf("blacklist %+v", b)
 	}
 }
+
+// TestParseSeedListsInAnyOrder checks that licenses listed before their
+// products, which the parser cannot plan as it meets them, plan the same.
+func TestParseSeedListsInAnyOrder(t *testing.T) {
+	const products = `"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 5}]}]`
+	const licenses = `"licenses": [{"id": 3, "product": "cad", "license_key": "K", "features": [{"code": "render", "id": 4}],
+		"devices": [{"hardware_id": "h"}]}, {"product": "cad", "license_key": "L"}]`
+	const blacklist = `"blacklist": [{"hardware_id": "bad", "product": "cad"}]`
+	want, err := ParseSeed("seed.json", []byte("{"+products+","+licenses+","+blacklist+"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseSeed("seed.json", []byte("{"+blacklist+","+licenses+","+products+"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Products, want.Products) || !reflect.DeepEqual(got.Blacklist, want.Blacklist) ||
+		!reflect.DeepEqual(planned(t, got), planned(t, want)) {
+		t.Errorf("licenses before products: plan %+v, want %+v", got, want)
+	}
+	if l, f := got.MaxIDs(); l != 3 || f != 4 {
+		t.Errorf("MaxIDs = %d, %d; want 3, 4", l, f)
+	}
+	_, err = ParseSeed("seed.json", []byte(`{"licenses": [{"product": "cad", "license_key": "K"}, {"product": "cam"}], `+products+"}"))
+	if err == nil || !strings.Contains(err.Error(), `licenses[1]: unknown product "cam"`) {
+		t.Errorf("err = %v, want licenses[1] named", err)
+	}
+}
+
+// planned returns the licenses p.Apply writes, in order.
+func planned(t *testing.T, p *Plan) []*PlanLicense {
+	t.Helper()
+	var r recorder
+	if err := p.Apply(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r.licenses
+}
+
+// recorder is a PlanWriter that keeps the licenses.
+type recorder struct{ licenses []*PlanLicense }
+
+func (r *recorder) Product(*PlanProduct) (int64, error) { return 1, nil }
+
+func (r *recorder) License(l *PlanLicense, _ int64) error {
+	r.licenses = append(r.licenses, l)
+	return nil
+}
+
+func (r *recorder) BlacklistEntry(PlanBlacklistEntry, int64) error { return nil }

@@ -23,6 +23,9 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
 		}
 	}()
 	im := importer{tx: tx, ctx: ctx, now: time.Now()}
+	if err := im.prepare(); err != nil {
+		return err
+	}
 	if err := im.reserveIDs(p); err != nil {
 		return err
 	}
@@ -38,6 +41,10 @@ type importer struct {
 	tx  *sql.Tx
 	ctx context.Context
 	now time.Time
+	// stmts are prepared once per import: a seed of 100,000 licenses runs
+	// some 500,000 statements, and preparing each anew took most of the
+	// import's time and garbage.
+	stmts [numImportStmts]*sql.Stmt
 	// nextLicense and nextFeature are the ids new rows without a seed id
 	// get: above every stored id and every id the seed gives, so that a
 	// generated id can't be taken by a row the seed names later.
@@ -64,6 +71,25 @@ func featureValues(f *consumption.LicenseFeature) []any {
 		f.MaxOverages, f.AllowNegative, f.ResetConsumption, string(f.Period), f.IsFloating, f.IsFloatingCloud}
 }
 
+// The statements of an import, prepared in its transaction.
+const (
+	upsertProduct = iota
+	upsertProductFeature
+	insertBlacklistEntry
+	licenseIDByKey
+	licenseIDByUser
+	upsertLicense
+	setLicenseTotal
+	readUsers
+	deleteUsers
+	insertUser
+	featureIDByCode
+	upsertLicenseFeature
+	setFeatureTotal
+	upsertDevice
+	numImportStmts
+)
+
 const featureSettingsSet = `name = excluded.name, feature_type = excluded.feature_type,
 	expiry_date = excluded.expiry_date, max_consumption = excluded.max_consumption,
 	allow_unlimited = excluded.allow_unlimited, allow_overages = excluded.allow_overages,
@@ -71,23 +97,90 @@ const featureSettingsSet = `name = excluded.name, feature_type = excluded.featur
 	reset_consumption = excluded.reset_consumption, consumption_period = excluded.consumption_period,
 	is_floating = excluded.is_floating, is_floating_cloud = excluded.is_floating_cloud`
 
+// seededTotalSet sets a counter from the seed only when the seed's value is
+// new to this database, so that re-importing an unchanged file never undoes
+// consumptions.
+const seededTotalSet = `SET total_consumptions = ?, period_start = ?, seeded_total = ?
+	WHERE id = ? AND seeded_total IS NOT ?`
+
+var importQueries = [numImportStmts]string{
+	upsertProduct: `INSERT INTO products (short_code, name, authorization_method) VALUES (?, ?, ?)
+		ON CONFLICT (short_code) DO UPDATE SET name = excluded.name, authorization_method = excluded.authorization_method
+		RETURNING id`,
+	upsertProductFeature: `INSERT INTO product_features (product_id, code, name, feature_type,
+		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
+		reset_consumption, consumption_period, is_floating, is_floating_cloud)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (product_id, code) DO UPDATE SET ` + featureSettingsSet,
+	insertBlacklistEntry: `INSERT INTO blacklist (hardware_id, product_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+	licenseIDByKey:       `SELECT id FROM licenses WHERE product_id = ? AND license_key = ?`,
+	licenseIDByUser: `SELECT l.id FROM license_users u JOIN licenses l ON l.id = u.license_id
+		WHERE u.username = ? AND l.product_id = ? ORDER BY l.id LIMIT 1`,
+	// A license's active flag changes at run time (the first activation
+	// sets it); the seed only sets it when its own value changed. The
+	// upserts of licenses and license features return nothing: the row
+	// keeps the id they are given, a conflict on it being what updates.
+	upsertLicense: `INSERT INTO licenses (id, product_id, license_key, enabled, active,
+		validity_period, license_type, is_trial, max_activations, allow_unlimited_activations, customer, metadata,
+		max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative, reset_consumption,
+		consumption_period, seeded_active)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET product_id = excluded.product_id, license_key = excluded.license_key,
+			enabled = excluded.enabled, validity_period = excluded.validity_period,
+			active = CASE WHEN licenses.seeded_active IS excluded.active THEN licenses.active ELSE excluded.active END,
+			seeded_active = excluded.active,
+			license_type = excluded.license_type, is_trial = excluded.is_trial,
+			max_activations = excluded.max_activations,
+			allow_unlimited_activations = excluded.allow_unlimited_activations,
+			customer = excluded.customer, metadata = excluded.metadata,
+			max_consumption = excluded.max_consumption, allow_unlimited = excluded.allow_unlimited,
+			allow_overages = excluded.allow_overages, max_overages = excluded.max_overages,
+			allow_negative = excluded.allow_negative, reset_consumption = excluded.reset_consumption,
+			consumption_period = excluded.consumption_period`,
+	setLicenseTotal: `UPDATE licenses ` + seededTotalSet,
+	readUsers:       `SELECT username, password_hash FROM license_users WHERE license_id = ?`,
+	deleteUsers:     `DELETE FROM license_users WHERE license_id = ?`,
+	insertUser:      `INSERT INTO license_users (license_id, username, password_hash) VALUES (?, ?, ?)`,
+	featureIDByCode: `SELECT id FROM license_features WHERE license_id = ? AND code = ?`,
+	upsertLicenseFeature: `INSERT INTO license_features (id, license_id, code, name, feature_type,
+		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
+		reset_consumption, consumption_period, is_floating, is_floating_cloud)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET license_id = excluded.license_id, code = excluded.code, ` + featureSettingsSet,
+	setFeatureTotal: `UPDATE license_features ` + seededTotalSet,
+	// Like a license's active flag, a device's binding changes at run time;
+	// the seed only sets it when its own value changed.
+	upsertDevice: `INSERT INTO devices (license_id, hardware_id, active, seeded_active)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (license_id, hardware_id) DO UPDATE SET
+			active = CASE WHEN devices.seeded_active IS excluded.active THEN devices.active ELSE excluded.active END,
+			seeded_active = excluded.active`,
+}
+
+// prepare prepares the import's statements in its transaction, which
+// closes them when it ends.
+func (im *importer) prepare() error {
+	for i, q := range importQueries {
+		st, err := im.tx.PrepareContext(im.ctx, q)
+		if err != nil {
+			return fmt.Errorf("preparing %q: %w", q, err)
+		}
+		im.stmts[i] = st
+	}
+	return nil
+}
+
 // Product implements store.PlanWriter.
 func (im *importer) Product(p *store.PlanProduct) (int64, error) {
 	var id int64
-	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO products (short_code, name, authorization_method) VALUES (?, ?, ?)
-		ON CONFLICT (short_code) DO UPDATE SET name = excluded.name, authorization_method = excluded.authorization_method
-		RETURNING id`, p.ShortCode, p.Name, p.AuthMethod.String()).Scan(&id)
+	err := im.stmts[upsertProduct].QueryRowContext(im.ctx, p.ShortCode, p.Name, p.AuthMethod.String()).Scan(&id)
 	if err != nil {
 		return 0, err
 	}
 	for i := range p.Features {
 		f := &p.Features[i]
 		args := append([]any{id, f.Code, f.Name}, featureValues(f)...)
-		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO product_features (product_id, code, name, feature_type,
-			expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
-			reset_consumption, consumption_period, is_floating, is_floating_cloud)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (product_id, code) DO UPDATE SET `+featureSettingsSet, args...); err != nil {
+		if _, err := im.stmts[upsertProductFeature].ExecContext(im.ctx, args...); err != nil {
 			return 0, fmt.Errorf("feature %q: %w", f.Code, err)
 		}
 	}
@@ -96,8 +189,7 @@ func (im *importer) Product(p *store.PlanProduct) (int64, error) {
 
 // BlacklistEntry implements store.PlanWriter.
 func (im *importer) BlacklistEntry(e store.PlanBlacklistEntry, productID int64) error {
-	_, err := im.tx.ExecContext(im.ctx, `INSERT INTO blacklist (hardware_id, product_id) VALUES (?, ?)
-		ON CONFLICT DO NOTHING`, e.HardwareID, productID)
+	_, err := im.stmts[insertBlacklistEntry].ExecContext(im.ctx, e.HardwareID, productID)
 	return err
 }
 
@@ -107,11 +199,9 @@ func (im *importer) existingLicense(l *store.PlanLicense, pid int64) (int64, err
 	var id int64
 	var err error
 	if len(l.Users) == 0 {
-		err = im.tx.QueryRowContext(im.ctx, `SELECT id FROM licenses WHERE product_id = ? AND license_key = ?`,
-			pid, l.Key).Scan(&id)
+		err = im.stmts[licenseIDByKey].QueryRowContext(im.ctx, pid, l.Key).Scan(&id)
 	} else {
-		err = im.tx.QueryRowContext(im.ctx, `SELECT l.id FROM license_users u JOIN licenses l ON l.id = u.license_id
-			WHERE u.username = ? AND l.product_id = ? ORDER BY l.id LIMIT 1`, l.Users[0], pid).Scan(&id)
+		err = im.stmts[licenseIDByUser].QueryRowContext(im.ctx, l.Users[0], pid).Scan(&id)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
@@ -134,31 +224,14 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	}
 	key := sql.NullString{String: l.Key, Valid: l.Key != ""}
 	c := &l.Consumption
-	err := im.tx.QueryRowContext(im.ctx, `INSERT INTO licenses (id, product_id, license_key, enabled, active,
-		validity_period, license_type, is_trial, max_activations, allow_unlimited_activations, customer, metadata,
-		max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative, reset_consumption,
-		consumption_period, seeded_active)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET product_id = excluded.product_id, license_key = excluded.license_key,
-			enabled = excluded.enabled, validity_period = excluded.validity_period,
-			active = CASE WHEN licenses.seeded_active IS excluded.active THEN licenses.active ELSE excluded.active END,
-			seeded_active = excluded.active,
-			license_type = excluded.license_type, is_trial = excluded.is_trial,
-			max_activations = excluded.max_activations,
-			allow_unlimited_activations = excluded.allow_unlimited_activations,
-			customer = excluded.customer, metadata = excluded.metadata,
-			max_consumption = excluded.max_consumption, allow_unlimited = excluded.allow_unlimited,
-			allow_overages = excluded.allow_overages, max_overages = excluded.max_overages,
-			allow_negative = excluded.allow_negative, reset_consumption = excluded.reset_consumption,
-			consumption_period = excluded.consumption_period
-		RETURNING id`, id, pid, key, l.Enabled, l.Active, toMillis(l.ValidityPeriod), string(l.Type), l.IsTrial,
-		l.MaxActivations, l.AllowUnlimitedActivations, l.Customer, l.Metadata,
-		c.MaxConsumption, c.AllowUnlimited, c.AllowOverages, c.MaxOverages, c.AllowNegative, c.ResetConsumption,
-		string(c.Period), l.Active).Scan(&id)
+	_, err := im.stmts[upsertLicense].ExecContext(im.ctx, id, pid, key, l.Enabled, l.Active,
+		toMillis(l.ValidityPeriod), string(l.Type), l.IsTrial, l.MaxActivations, l.AllowUnlimitedActivations,
+		l.Customer, l.Metadata, c.MaxConsumption, c.AllowUnlimited, c.AllowOverages, c.MaxOverages,
+		c.AllowNegative, c.ResetConsumption, string(c.Period), l.Active)
 	if err != nil {
 		return err
 	}
-	if err := im.setSeededTotal("licenses", id, l.Total, c); err != nil {
+	if err := im.setSeededTotal(setLicenseTotal, id, l.Total, c); err != nil {
 		return err
 	}
 	if err := im.users(id, l); err != nil {
@@ -170,14 +243,7 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 		}
 	}
 	for _, d := range l.Devices {
-		// Like a license's active flag, a device's binding changes at run
-		// time; the seed only sets it when its own value changed.
-		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO devices (license_id, hardware_id, active, seeded_active)
-			VALUES (?, ?, ?, ?)
-			ON CONFLICT (license_id, hardware_id) DO UPDATE SET
-				active = CASE WHEN devices.seeded_active IS excluded.active THEN devices.active ELSE excluded.active END,
-				seeded_active = excluded.active`,
-			id, d.HardwareID, d.Active, d.Active); err != nil {
+		if _, err := im.stmts[upsertDevice].ExecContext(im.ctx, id, d.HardwareID, d.Active, d.Active); err != nil {
 			return fmt.Errorf("device %q: %w", d.HardwareID, err)
 		}
 	}
@@ -187,8 +253,7 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature) error {
 	id := f.ID
 	if id == 0 {
-		err := im.tx.QueryRowContext(im.ctx, `SELECT id FROM license_features WHERE license_id = ? AND code = ?`,
-			licenseID, f.Code).Scan(&id)
+		err := im.stmts[featureIDByCode].QueryRowContext(im.ctx, licenseID, f.Code).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -198,38 +263,38 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 		im.nextFeature++
 	}
 	args := append([]any{id, licenseID, f.Code, f.Name}, featureValues(&f.LicenseFeature)...)
-	if err := im.tx.QueryRowContext(im.ctx, `INSERT INTO license_features (id, license_id, code, name, feature_type,
-		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
-		reset_consumption, consumption_period, is_floating, is_floating_cloud)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET license_id = excluded.license_id, code = excluded.code, `+featureSettingsSet+`
-		RETURNING id`, args...).Scan(&id); err != nil {
+	if _, err := im.stmts[upsertLicenseFeature].ExecContext(im.ctx, args...); err != nil {
 		return err
 	}
-	return im.setSeededTotal("license_features", id, f.Total, &f.Settings)
+	return im.setSeededTotal(setFeatureTotal, id, f.Total, &f.Settings)
 }
 
 // users replaces the license's users, keeping each stored password hash
 // that still matches the seed's password.
 func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
-	stored := map[string]string{}
-	rows, err := im.tx.QueryContext(im.ctx, `SELECT username, password_hash FROM license_users WHERE license_id = ?`, licenseID)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var name, hash string
-		if err := rows.Scan(&name, &hash); err != nil {
-			rows.Close()
+	// Only a license with users needs the stored hashes; one without (every
+	// key-based license) still has its users deleted, in case it had some.
+	var stored map[string]string
+	if len(l.Users) > 0 {
+		stored = map[string]string{}
+		rows, err := im.stmts[readUsers].QueryContext(im.ctx, licenseID)
+		if err != nil {
 			return err
 		}
-		stored[name] = hash
+		for rows.Next() {
+			var name, hash string
+			if err := rows.Scan(&name, &hash); err != nil {
+				rows.Close()
+				return err
+			}
+			stored[name] = hash
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if _, err := im.tx.ExecContext(im.ctx, `DELETE FROM license_users WHERE license_id = ?`, licenseID); err != nil {
+	if _, err := im.stmts[deleteUsers].ExecContext(im.ctx, licenseID); err != nil {
 		return err
 	}
 	for i, u := range l.Users {
@@ -237,19 +302,17 @@ func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
 		if err != nil {
 			return err
 		}
-		if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO license_users (license_id, username, password_hash)
-			VALUES (?, ?, ?)`, licenseID, u, hash); err != nil {
+		if _, err := im.stmts[insertUser].ExecContext(im.ctx, licenseID, u, hash); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// setSeededTotal sets a counter from the seed only when the seed's value is
-// new to this database, so that re-importing an unchanged file never undoes
-// consumptions. The period starts now, or a resetting counter would drop the
-// value at once.
-func (im *importer) setSeededTotal(table string, id int64, total *int64, s *consumption.Settings) error {
+// setSeededTotal runs stmt, setLicenseTotal or setFeatureTotal (see
+// seededTotalSet). The period starts now, or a resetting counter would drop
+// the value at once.
+func (im *importer) setSeededTotal(stmt int, id int64, total *int64, s *consumption.Settings) error {
 	if total == nil {
 		return nil
 	}
@@ -257,8 +320,6 @@ func (im *importer) setSeededTotal(table string, id int64, total *int64, s *cons
 	if s.ResetConsumption && s.Period != consumption.NoPeriod {
 		periodStart = s.Period.Start(im.now).Unix()
 	}
-	_, err := im.tx.ExecContext(im.ctx, `UPDATE `+table+`
-		SET total_consumptions = ?, period_start = ?, seeded_total = ?
-		WHERE id = ? AND seeded_total IS NOT ?`, *total, periodStart, *total, id, *total)
+	_, err := im.stmts[stmt].ExecContext(im.ctx, *total, periodStart, *total, id, *total)
 	return err
 }

@@ -1,0 +1,22 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/storetest"
+)
+
+// BenchmarkParseSeed100k parses licensebench's seed of 100,000 licenses.
+func BenchmarkParseSeed100k(b *testing.B) {
+	data := storetest.LargeSeed(100_000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	stop := storetest.ReportPeakMemory(b)
+	for b.Loop() {
+		if _, err := store.ParseSeed("seed.json", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop()
+}
