@@ -46,6 +46,7 @@ type committer struct {
 	rows        counterRows
 	ledgerBuf   []any
 	dataVersion int64
+	conn        any // the driver connection dataVersion was read on
 	stale       atomic.Bool
 
 	mu     sync.RWMutex // held for reading while enqueueing, so close can't race a send
@@ -73,15 +74,17 @@ const (
 
 var writeQueries = [numWriteStmts]string{
 	readFeatureRow: `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features WHERE id = ?`,
-	// The guards on the old values make each counter write a
-	// compare-and-set: it holds even if a future change let two writers in.
+	// The guards on the old values and the settings decided with make each
+	// counter write a compare-and-set: should the committer's copy of a row
+	// ever differ from the database, the batch fails instead of granting
+	// against a stale limit.
 	updateFeatureCounter: `UPDATE license_features SET total_consumptions = ?, period_start = ?
-		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
+		WHERE id = ? AND total_consumptions = ? AND period_start = ?` + settingsGuard,
 	readLicenseRow: `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id = ?`,
 	readLicenseCounter: `SELECT max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
 		reset_consumption, consumption_period, total_consumptions, period_start FROM licenses WHERE id = ?`,
 	updateLicenseCounter: `UPDATE licenses SET total_consumptions = ?, period_start = ?
-		WHERE id = ? AND total_consumptions = ? AND period_start = ?`,
+		WHERE id = ? AND total_consumptions = ? AND period_start = ?` + settingsGuard,
 	readDevice:         `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`,
 	countActiveDevices: `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`,
 	upsertActiveDevice: `INSERT INTO devices (license_id, hardware_id, active) VALUES (?, ?, 1)
@@ -111,6 +114,12 @@ func appendLedgerRows(rows int) string {
 	}
 	return b.String()
 }
+
+// settingsGuard compares the settings columns of a counter row (the same in
+// licenses and license_features) with those of a consumption.Settings, in
+// the order settingsArgs gives them.
+const settingsGuard = ` AND max_consumption = ? AND allow_unlimited = ? AND allow_overages = ?
+	AND max_overages = ? AND allow_negative = ? AND reset_consumption = ? AND consumption_period = ?`
 
 func newCommitter(db *sql.DB) (*committer, error) {
 	w := &committer{
@@ -234,7 +243,22 @@ func (w *committer) commit(batch []*pending) {
 
 func (w *committer) apply(batch []*pending) (err error) {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
-	tx, err := w.db.BeginTx(ctx, nil)
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning a write: %w", err)
+	}
+	defer conn.Close()
+	// data_version values compare only on one connection, and the pool
+	// replaces one it finds bad (an interrupted import can leave it so):
+	// on a new connection, the copy can't be checked and is dropped.
+	conn.Raw(func(dc any) error {
+		if dc != w.conn {
+			w.rows.clear()
+			w.conn = dc
+		}
+		return nil
+	})
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning a write: %w", err)
 	}
@@ -411,7 +435,7 @@ func (t *writeTx) flush(ctx context.Context) error {
 		if r.ids[i].license {
 			stmt = updateLicenseCounter
 		}
-		if err := t.setCounter(ctx, stmt, r.ids[i].id, row.stored, row.cur); err != nil {
+		if err := t.setCounter(ctx, stmt, r.ids[i].id, row); err != nil {
 			return err
 		}
 	}
@@ -525,13 +549,15 @@ func (b *Backend) Deactivate(ctx context.Context, d consumption.DeviceChange) er
 }
 
 // setCounter writes a counter with the compare-and-set guard.
-func (t *writeTx) setCounter(ctx context.Context, stmt int, id int64, cur, next consumption.Counter) error {
-	res, err := t.stmt(stmt).ExecContext(ctx, next.Total, next.PeriodStart, id, cur.Total, cur.PeriodStart)
+func (t *writeTx) setCounter(ctx context.Context, stmt int, id int64, row *counterRow) error {
+	s := &row.settings
+	res, err := t.stmt(stmt).ExecContext(ctx, row.cur.Total, row.cur.PeriodStart, id, row.stored.Total, row.stored.PeriodStart,
+		s.MaxConsumption, s.AllowUnlimited, s.AllowOverages, s.MaxOverages, s.AllowNegative, s.ResetConsumption, string(s.Period))
 	if err != nil {
 		return fmt.Errorf("updating counter: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("counter of row %d changed under the write lock (%d rows, %v)", id, n, err)
+		return fmt.Errorf("counter or settings of row %d changed under the write lock (%d rows, %v)", id, n, err)
 	}
 	return nil
 }

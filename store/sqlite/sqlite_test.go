@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,33 +29,75 @@ func TestConformance(t *testing.T) {
 // last wrote itself.
 func TestTwoWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "license_api.db")
-	var stores [2]*Backend
-	for i := range stores {
-		b, err := Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		stores[i] = b
-	}
-	plan, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stores[0].Import(context.Background(), plan); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Now()
+	stores := [2]*Backend{open2(t, path), open2(t, path)}
+	importInto(t, stores[0], storetest.Seed)
 	var total int64
 	for i, n := range []int64{3, 4, 1, 2, 5} {
-		b := stores[i%2]
-		out, err := b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
-			Time: at, LicenseID: 1001, LicenseFeatureID: 5001, Feature: "render", HardwareID: "hw-1",
-			Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
-		})
+		out, err := consumeRender(stores[i%2], n)
 		total += n
 		if err != nil || out.Total != total {
 			t.Fatalf("consumption %d (%d, store %d): total %d, %v; want %d", i, n, i%2, out.Total, err, total)
 		}
 	}
+}
+
+// TestWriteConnectionReplaced has another store lower a limit while this
+// store's write connection is replaced, as database/sql does with one it
+// finds bad: data_version only compares on one connection, so the new one
+// must not be trusted to have seen the change.
+func TestWriteConnectionReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "license_api.db")
+	a, b := open2(t, path), open2(t, path)
+	importInto(t, a, storetest.Seed)
+	if out, err := consumeRender(a, 40); err != nil || out.Total != 40 {
+		t.Fatalf("consuming 40: %+v, %v", out, err)
+	}
+	importInto(t, b, `{"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 10}]}],
+		"licenses": [{"id": 1001, "product": "cad", "license_key": "AAAA-BBBB", "features": [{"code": "render", "id": 5001}]}]}`)
+	c, err := a.write.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Raw(func(any) error { return driver.ErrBadConn }) // the pool discards the connection
+	c.Close()
+	if out, err := consumeRender(a, 1); !errors.Is(err, consumption.ErrFeatureNotEnoughConsumptions) {
+		t.Errorf("consuming 1 against the new limit of 10: total %d, max %d, %v; want feature_not_enough_consumptions",
+			out.Total, out.Feature.MaxConsumption, err)
+	}
+}
+
+// TestTwoStoresExactLimit races consumptions through two stores on one file.
+func TestTwoStoresExactLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "license_api.db")
+	a, b := open2(t, path), open2(t, path)
+	importInto(t, a, storetest.Seed)
+	storetest.ExactLimit(t, []store.Backend{a, b}, 1001, 5001, 300, 100)
+}
+
+func open2(t *testing.T, path string) *Backend {
+	t.Helper()
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func importInto(t *testing.T, b *Backend, seed string) {
+	t.Helper()
+	p, err := store.ParseSeed("seed.json", []byte(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Import(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func consumeRender(b *Backend, n int64) (consumption.FeatureOutcome, error) {
+	return b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+		Time: time.Now(), LicenseID: 1001, LicenseFeatureID: 5001, Feature: "render", HardwareID: "hw-1",
+		Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
+	})
 }
