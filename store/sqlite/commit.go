@@ -152,6 +152,8 @@ type writeTx struct {
 	tx    *sql.Tx
 	w     *committer
 	bound [numWriteStmts]*sql.Stmt
+	// boundLedger are the ledger statements, bound on first use like bound.
+	boundLedger [len(ledgerChunks)]*sql.Stmt
 	// ledger holds the batch's ledger rows, ledgerColumns values each, in
 	// arrival order, until flush appends them.
 	ledger []any
@@ -421,7 +423,10 @@ func (t *writeTx) flush(ctx context.Context) error {
 	for vals := t.ledger; len(vals) > 0; {
 		for i, rows := range ledgerChunks {
 			if n := rows * ledgerColumns; n <= len(vals) {
-				if _, err := t.tx.StmtContext(ctx, t.w.ledgerStmts[i]).ExecContext(ctx, vals[:n]...); err != nil {
+				if t.boundLedger[i] == nil {
+					t.boundLedger[i] = t.tx.Stmt(t.w.ledgerStmts[i])
+				}
+				if _, err := t.boundLedger[i].ExecContext(ctx, vals[:n]...); err != nil {
 					return fmt.Errorf("appending to the ledger: %w", err)
 				}
 				vals = vals[n:]
