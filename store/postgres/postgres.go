@@ -257,6 +257,14 @@ const (
 		FROM licenses l WHERE l.id = $1`
 	sqlFeatureStates = `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features
 		WHERE license_id = $1 ORDER BY id`
+	// sqlBundleFeatures and sqlBundleDevices are LicenseBundle's reads
+	// besides sqlLicenseByID; COLLATE "C" sorts in byte order, the order
+	// store.LicenseBundle promises, whatever the database's collation.
+	sqlBundleFeatures = `SELECT ` + featureColumns + ` FROM license_features
+		WHERE license_id = $1 ORDER BY code COLLATE "C"`
+	sqlBundleDevices = `SELECT id, hardware_id, active FROM devices
+		WHERE license_id = $1 ORDER BY hardware_id COLLATE "C"`
+	sqlBlacklist = `SELECT hardware_id FROM blacklist WHERE product_id IN (0, $1)`
 )
 
 // Product implements consumption.Definitions.
@@ -362,6 +370,64 @@ func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (co
 	var f consumption.LicenseFeature
 	found, err := b.queryRow(ctx, func(r pgx.Row) error { return scanFeature(r, &f) }, sqlFeature, licenseID, code)
 	return f, found, err
+}
+
+// LicenseBundle implements store.Source. Its three queries share one round
+// trip but not one snapshot; the Cache drops a bundle that a change may
+// have overtaken.
+func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.LicenseBundle, bool, error) {
+	var lb store.LicenseBundle
+	found := false
+	err := b.do(ctx, func(ctx context.Context) error {
+		lb, found = store.LicenseBundle{}, false
+		var q pgx.Batch
+		q.Queue(sqlLicenseByID, licenseID).QueryRow(func(r pgx.Row) error {
+			var err error
+			lb.License, err = scanLicense(r)
+			found = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		q.Queue(sqlBundleFeatures, licenseID).Query(func(rows pgx.Rows) error {
+			var err error
+			lb.Features, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.LicenseFeature, error) {
+				var f consumption.LicenseFeature
+				err := scanFeature(r, &f)
+				return f, err
+			})
+			return err
+		})
+		q.Queue(sqlBundleDevices, licenseID).Query(func(rows pgx.Rows) error {
+			var err error
+			lb.Devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.Device, error) {
+				d := consumption.Device{LicenseID: licenseID}
+				err := r.Scan(&d.ID, &d.HardwareID, &d.Active)
+				return d, err
+			})
+			return err
+		})
+		return b.pool.SendBatch(ctx, &q).Close()
+	})
+	if err != nil || !found {
+		return store.LicenseBundle{}, false, err
+	}
+	return lb, true, nil
+}
+
+// Blacklist implements store.Source.
+func (b *Backend) Blacklist(ctx context.Context, productID int64) ([]string, error) {
+	var out []string
+	err := b.do(ctx, func(ctx context.Context) error {
+		rows, err := b.pool.Query(ctx, sqlBlacklist, productID)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return out, err
 }
 
 // Ledger implements store.Backend.
