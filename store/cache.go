@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,11 +16,23 @@ import (
 // caches misses too, so a client hammering an unknown key costs no database
 // reads. It never holds counters: those are read and written only inside the
 // backend's atomic step.
+//
+// A license is cached as one entry with its features and devices (a
+// LicenseBundle), and a product's blacklist as one set, so that a request
+// about a license not seen before costs one backend call for all it reads
+// of that license rather than one per lookup, and the cache holds a few
+// entries per license rather than one per feature and device.
 type Cache struct {
-	next  consumption.Definitions
-	c     *ristretto.Cache[string, any]
-	ttl   time.Duration
-	clock atomic.Uint64 // generation, bumped by Clear
+	next Source
+	c    *ristretto.Cache[string, any]
+	ttl  time.Duration
+	// clock is the generation, moved by Clear and ForgetLicense. A load
+	// stores its result only if the clock has not moved since it began,
+	// checked under mu's read lock; Clear and ForgetLicense move it and
+	// drop entries under the write lock, so no store slips in between the
+	// check and the drop.
+	mu    sync.RWMutex
+	clock atomic.Uint64
 }
 
 // Default cache settings.
@@ -30,7 +43,7 @@ const (
 
 // NewCache returns a Cache of at most maxEntries entries (0 for
 // DefaultCacheEntries), each kept at most ttl (0 for DefaultCacheTTL).
-func NewCache(next consumption.Definitions, maxEntries int64, ttl time.Duration) (*Cache, error) {
+func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) {
 	if maxEntries <= 0 {
 		maxEntries = DefaultCacheEntries
 	}
@@ -53,6 +66,8 @@ func NewCache(next consumption.Definitions, maxEntries int64, ttl time.Duration)
 // before Clear (or ForgetLicense) does not store its possibly stale result
 // afterwards.
 func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.clock.Add(1)
 	c.c.Clear()
 }
@@ -74,9 +89,11 @@ func lookup[T any](c *Cache, key string, load func() (T, error)) (T, error) {
 	if err != nil {
 		return v, err
 	}
+	c.mu.RLock()
 	if c.clock.Load() == gen {
 		c.c.SetWithTTL(key, v, 1, c.ttl)
 	}
+	c.mu.RUnlock()
 	return v, nil
 }
 
@@ -111,16 +128,30 @@ func (c *Cache) Product(ctx context.Context, shortCode string) (consumption.Prod
 	})
 }
 
-// Licenses are cached by id ('l'); lookups by key ('k') and by user ('u')
-// cache only ids. A change to a license then invalidates one entry, whatever
-// it is addressed by, which is what a node told "license 7 changed" by
-// another node can do.
+// Licenses are cached by id ('l'), as bundles; lookups by key ('k') and by
+// user ('u') cache only ids. A change to a license then invalidates one
+// entry, whatever it is addressed by, which is what a node told "license 7
+// changed" by another node can do.
+
+// bundle returns the license with id and its features and devices, from
+// memory or the backend; nil when there is no such license.
+func (c *Cache) bundle(ctx context.Context, id int64) (*LicenseBundle, error) {
+	return lookup(c, key('l', id, ""), func() (*LicenseBundle, error) {
+		lb, ok, err := c.next.LicenseBundle(ctx, id)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return &lb, nil
+	})
+}
 
 // license returns the license with id, from memory or the backend.
 func (c *Cache) license(ctx context.Context, id int64) (consumption.License, bool, error) {
-	return lookupFound(c, key('l', id, ""), func() (consumption.License, bool, error) {
-		return c.next.LicenseByID(ctx, id)
-	})
+	lb, err := c.bundle(ctx, id)
+	if err != nil || lb == nil {
+		return consumption.License{}, false, err
+	}
+	return lb.License, true, nil
 }
 
 // LicenseByID implements consumption.Definitions.
@@ -166,25 +197,42 @@ func (c *Cache) LicensesByUser(ctx context.Context, productID int64, username st
 	return out, nil
 }
 
-// Device implements consumption.Definitions.
+// Device implements consumption.Definitions from the license's bundle.
 func (c *Cache) Device(ctx context.Context, licenseID int64, hardwareID string) (consumption.Device, bool, error) {
-	return lookupFound(c, key('d', licenseID, hardwareID), func() (consumption.Device, bool, error) {
-		return c.next.Device(ctx, licenseID, hardwareID)
-	})
+	lb, err := c.bundle(ctx, licenseID)
+	if err != nil || lb == nil {
+		return consumption.Device{}, false, err
+	}
+	d, ok := lb.Device(hardwareID)
+	return d, ok, nil
 }
 
-// Blacklisted implements consumption.Definitions.
+// Blacklisted implements consumption.Definitions from the product's cached
+// blacklist ('b'), which holds the entries barring every product too.
 func (c *Cache) Blacklisted(ctx context.Context, productID int64, hardwareID string) (bool, error) {
-	return lookup(c, key('b', productID, hardwareID), func() (bool, error) {
-		return c.next.Blacklisted(ctx, productID, hardwareID)
+	barred, err := lookup(c, key('b', productID, ""), func() (map[string]struct{}, error) {
+		hws, err := c.next.Blacklist(ctx, productID)
+		if err != nil || len(hws) == 0 {
+			return nil, err
+		}
+		set := make(map[string]struct{}, len(hws))
+		for _, hw := range hws {
+			set[hw] = struct{}{}
+		}
+		return set, nil
 	})
+	_, found := barred[hardwareID]
+	return found, err
 }
 
-// Feature implements consumption.Definitions.
+// Feature implements consumption.Definitions from the license's bundle.
 func (c *Cache) Feature(ctx context.Context, licenseID int64, code string) (consumption.LicenseFeature, bool, error) {
-	return lookupFound(c, key('f', licenseID, code), func() (consumption.LicenseFeature, bool, error) {
-		return c.next.Feature(ctx, licenseID, code)
-	})
+	lb, err := c.bundle(ctx, licenseID)
+	if err != nil || lb == nil {
+		return consumption.LicenseFeature{}, false, err
+	}
+	f, ok := lb.Feature(code)
+	return f, ok, nil
 }
 
 // PasswordHash implements consumption.Definitions.
@@ -195,10 +243,13 @@ func (c *Cache) PasswordHash(ctx context.Context, licenseID int64, username stri
 }
 
 // ForgetLicense drops what the cache holds of a license whose activation
-// state changed and of the device. It is consumption.Service's Forget hook,
-// and what a node does when another node announces such a change.
-func (c *Cache) ForgetLicense(licenseID int64, hardwareID string) {
+// state changed. It is consumption.Service's Forget hook, and what a node
+// does when another node announces such a change. Its second argument, the
+// device's hardware id, is not needed: the license's entry holds its
+// devices, so dropping it forgets the device too.
+func (c *Cache) ForgetLicense(licenseID int64, _ string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.clock.Add(1) // a read under way must not store what it read before the change
 	c.c.Del(key('l', licenseID, ""))
-	c.c.Del(key('d', licenseID, hardwareID))
 }

@@ -61,7 +61,33 @@ func (d *countingDefs) Feature(context.Context, int64, string) (consumption.Lice
 	return consumption.LicenseFeature{}, false, nil
 }
 
-func newTestCache(t *testing.T, d consumption.Definitions) *Cache {
+// LicenseBundle returns licenses 7 and 8, with feature "f" and the active
+// device "hw"; and counts the call.
+func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle, bool, error) {
+	d.calls++
+	if d.during != nil {
+		d.during()
+	}
+	if id != 7 && id != 8 {
+		return LicenseBundle{}, false, nil
+	}
+	return LicenseBundle{
+		License:  consumption.License{ID: id},
+		Features: []consumption.LicenseFeature{{ID: 70, LicenseID: id, Code: "f"}},
+		Devices:  []consumption.Device{{ID: 71, LicenseID: id, HardwareID: "hw", Active: true}},
+	}, true, nil
+}
+
+// Blacklist bars "hw-bad" and "hw-worse" from product 1, and counts the call.
+func (d *countingDefs) Blacklist(_ context.Context, productID int64) ([]string, error) {
+	d.calls++
+	if productID != 1 {
+		return nil, nil
+	}
+	return []string{"hw-bad", "hw-worse"}, nil
+}
+
+func newTestCache(t *testing.T, d Source) *Cache {
 	t.Helper()
 	c, err := NewCache(d, 1000, time.Minute)
 	if err != nil {
@@ -130,11 +156,85 @@ func TestCacheForgetLicense(t *testing.T) {
 	}
 	c.ForgetLicense(7, "hw")
 	lookups()
-	if got := d.calls - before; got != 2 {
-		t.Errorf("%d backend reads after forgetting license 7 and hw, want 2 (license 7 by id, the device)", got)
+	if got := d.calls - before; got != 1 {
+		t.Errorf("%d backend reads after forgetting license 7 and hw, want 1 (license 7's bundle, devices included)", got)
 	}
 	l, ok, err := c.LicenseByKey(ctx, 1, "K")
 	if err != nil || !ok || l.ID != 7 {
 		t.Errorf("license by key after forgetting: %+v %v %v", l, ok, err)
+	}
+}
+
+// TestCacheBundle checks that a license's features and devices are served
+// from the one entry its first lookup loads, found or not.
+func TestCacheBundle(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	if f, ok, err := c.Feature(ctx, 7, "f"); err != nil || !ok || f.ID != 70 {
+		t.Fatalf("feature f: %+v %v %v", f, ok, err)
+	}
+	c.c.Wait()
+	for _, tc := range []struct {
+		code, hw string
+		found    bool
+	}{{"f", "hw", true}, {"g", "other", false}} {
+		if _, ok, err := c.Feature(ctx, 7, tc.code); err != nil || ok != tc.found {
+			t.Errorf("feature %q: %v %v", tc.code, ok, err)
+		}
+		if dev, ok, err := c.Device(ctx, 7, tc.hw); err != nil || ok != tc.found || (ok && !dev.Active) {
+			t.Errorf("device %q: %+v %v %v", tc.hw, dev, ok, err)
+		}
+	}
+	if l, ok, err := c.LicenseByID(ctx, 7); err != nil || !ok || l.ID != 7 {
+		t.Errorf("license 7: %+v %v %v", l, ok, err)
+	}
+	if d.calls != 1 {
+		t.Errorf("%d backend reads for one license's features, devices and row, want 1", d.calls)
+	}
+	c.Feature(ctx, 9, "f")
+	c.c.Wait()
+	if _, ok, err := c.Device(ctx, 9, "hw"); ok || err != nil {
+		t.Errorf("device of an unknown license: %v %v", ok, err)
+	}
+	if d.calls != 2 {
+		t.Errorf("an unknown license was read %d times, want once (misses cached)", d.calls-1)
+	}
+}
+
+// TestCacheBlacklist checks that a product's blacklist is read once, as a
+// set, and answers for every hardware id.
+func TestCacheBlacklist(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	c.Blacklisted(ctx, 1, "hw")
+	c.Blacklisted(ctx, 2, "hw")
+	c.c.Wait()
+	for _, tc := range []struct {
+		product int64
+		hw      string
+		barred  bool
+	}{{1, "hw-bad", true}, {1, "hw-worse", true}, {1, "hw", false}, {2, "hw-bad", false}} {
+		if got, err := c.Blacklisted(ctx, tc.product, tc.hw); err != nil || got != tc.barred {
+			t.Errorf("blacklisted(%d, %s) = %v, %v", tc.product, tc.hw, got, err)
+		}
+	}
+	if d.calls != 2 {
+		t.Errorf("%d backend reads for two products' blacklists, want 2", d.calls)
+	}
+}
+
+// TestCacheForgetDuringLoad checks that a license's bundle loaded while the
+// license is forgotten is not stored: it may predate the change.
+func TestCacheForgetDuringLoad(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	d.during = func() { c.ForgetLicense(7, "hw") }
+	c.Feature(context.Background(), 7, "f")
+	d.during = nil
+	c.c.Wait()
+	if _, ok := c.c.Get(key('l', 7, "")); ok {
+		t.Error("a bundle loaded before ForgetLicense was cached after it")
 	}
 }
