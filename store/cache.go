@@ -90,10 +90,14 @@ func lookup[T any](c *Cache, key string, load func() (T, error)) (T, error) {
 		return v, err
 	}
 	c.mu.RLock()
-	if c.clock.Load() == gen {
-		c.c.SetWithTTL(key, v, 1, c.ttl)
-	}
+	stored := c.clock.Load() == gen && c.c.SetWithTTL(key, v, 1, c.ttl)
 	c.mu.RUnlock()
+	if stored {
+		// Ristretto applies sets asynchronously. The request that missed
+		// looks the license up again at once (its device, then its
+		// feature), and without waiting would load the bundle again.
+		c.c.Wait()
+	}
 	return v, nil
 }
 
