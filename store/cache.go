@@ -53,8 +53,12 @@ func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) 
 	c, err := ristretto.NewCache(&ristretto.Config[string, any]{
 		NumCounters: maxEntries * 10, // ristretto's advice: ten counters per entry
 		MaxCost:     maxEntries,      // every entry costs 1
-		BufferItems: 64,
-		Metrics:     true,
+		// Without this, ristretto adds its own bookkeeping (56 bytes) to
+		// each entry's cost, and the cache would hold not maxEntries but
+		// 1/57th of it.
+		IgnoreInternalCost: true,
+		BufferItems:        64,
+		Metrics:            true,
 	})
 	if err != nil {
 		return nil, err

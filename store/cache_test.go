@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -236,5 +237,22 @@ func TestCacheForgetDuringLoad(t *testing.T) {
 	c.c.Wait()
 	if _, ok := c.c.Get(key('l', 7, "")); ok {
 		t.Error("a bundle loaded before ForgetLicense was cached after it")
+	}
+}
+
+// TestCacheHoldsMaxEntries checks that the cache holds as many entries as
+// it is sized for.
+func TestCacheHoldsMaxEntries(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d) // 1000 entries
+	ctx := context.Background()
+	for range 2 {
+		for i := range 900 {
+			c.Product(ctx, strconv.Itoa(i))
+		}
+		c.c.Wait()
+	}
+	if d.calls != 900 {
+		t.Errorf("%d backend reads for 900 products read twice, want 900", d.calls)
 	}
 }
