@@ -38,6 +38,10 @@ type Source interface {
 	consumption.Definitions
 	// LicenseBundle returns a license with its features and its devices.
 	LicenseBundle(ctx context.Context, licenseID int64) (LicenseBundle, bool, error)
+	// LicenseBundles returns the bundles of up to limit licenses whose ids
+	// are above afterID, in ascending id order: one page of a scan of all
+	// licenses.
+	LicenseBundles(ctx context.Context, afterID int64, limit int) ([]LicenseBundle, error)
 	// Blacklist returns the hardware ids barred from the product: its own
 	// entries and those barring every product, in no particular order.
 	Blacklist(ctx context.Context, productID int64) ([]string, error)
@@ -72,6 +76,30 @@ func (b *LicenseBundle) Device(hardwareID string) (consumption.Device, bool) {
 		return consumption.Device{}, false
 	}
 	return b.Devices[i], true
+}
+
+// GroupBundles makes the bundles of licenses (a page, in any order) from
+// their features and devices, each already sorted as LicenseBundle promises;
+// features and devices of other licenses are left out. It is LicenseBundles'
+// last step in every backend.
+func GroupBundles(licenses []consumption.License, features []consumption.LicenseFeature, devices []consumption.Device) []LicenseBundle {
+	out := make([]LicenseBundle, len(licenses))
+	at := make(map[int64]*LicenseBundle, len(licenses))
+	for i, l := range licenses {
+		out[i].License = l
+		at[l.ID] = &out[i]
+	}
+	for _, f := range features {
+		if lb := at[f.LicenseID]; lb != nil {
+			lb.Features = append(lb.Features, f)
+		}
+	}
+	for _, d := range devices {
+		if lb := at[d.LicenseID]; lb != nil {
+			lb.Devices = append(lb.Devices, d)
+		}
+	}
+	return out
 }
 
 // Opener is implemented by store modules: it opens the Backend the module's

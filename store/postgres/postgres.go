@@ -264,6 +264,13 @@ const (
 		WHERE license_id = $1 ORDER BY code COLLATE "C"`
 	sqlBundleDevices = `SELECT id, hardware_id, active FROM devices
 		WHERE license_id = $1 ORDER BY hardware_id COLLATE "C"`
+	// sqlLicensePage, sqlPageFeatures and sqlPageDevices are
+	// LicenseBundles' reads.
+	sqlLicensePage  = `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id > $1 ORDER BY l.id LIMIT $2`
+	sqlPageFeatures = `SELECT ` + featureColumns + ` FROM license_features
+		WHERE license_id BETWEEN $1 AND $2 ORDER BY license_id, code COLLATE "C"`
+	sqlPageDevices = `SELECT id, license_id, hardware_id, active FROM devices
+		WHERE license_id BETWEEN $1 AND $2 ORDER BY license_id, hardware_id COLLATE "C"`
 	sqlBlacklist = `SELECT hardware_id FROM blacklist WHERE product_id IN (0, $1)`
 )
 
@@ -414,6 +421,51 @@ func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.Lic
 		return store.LicenseBundle{}, false, err
 	}
 	return lb, true, nil
+}
+
+// LicenseBundles implements store.Source. The page's features and devices
+// are read in a second round trip, once the page's id range is known.
+func (b *Backend) LicenseBundles(ctx context.Context, afterID int64, limit int) ([]store.LicenseBundle, error) {
+	var out []store.LicenseBundle
+	err := b.do(ctx, func(ctx context.Context) error {
+		rows, err := b.pool.Query(ctx, sqlLicensePage, afterID, limit)
+		if err != nil {
+			return err
+		}
+		lics, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.License, error) { return scanLicense(r) })
+		if err != nil || len(lics) == 0 {
+			out = nil
+			return err
+		}
+		first, last := lics[0].ID, lics[len(lics)-1].ID
+		var features []consumption.LicenseFeature
+		var devices []consumption.Device
+		var q pgx.Batch
+		q.Queue(sqlPageFeatures, first, last).Query(func(rows pgx.Rows) error {
+			var err error
+			features, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.LicenseFeature, error) {
+				var f consumption.LicenseFeature
+				err := scanFeature(r, &f)
+				return f, err
+			})
+			return err
+		})
+		q.Queue(sqlPageDevices, first, last).Query(func(rows pgx.Rows) error {
+			var err error
+			devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.Device, error) {
+				var d consumption.Device
+				err := r.Scan(&d.ID, &d.LicenseID, &d.HardwareID, &d.Active)
+				return d, err
+			})
+			return err
+		})
+		if err := b.pool.SendBatch(ctx, &q).Close(); err != nil {
+			return err
+		}
+		out = store.GroupBundles(lics, features, devices)
+		return nil
+	})
+	return out, err
 }
 
 // Blacklist implements store.Source.

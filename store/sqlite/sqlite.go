@@ -122,8 +122,8 @@ func (b *Backend) closeDBs() error {
 
 type readStmts struct {
 	product, licenseByKey, licenseByID, licensesByUser, password, device, blacklisted, feature, ledger *sql.Stmt
-	// LicenseBundle and Blacklist
-	bundleFeatures, bundleDevices, blacklist *sql.Stmt
+	// LicenseBundle, LicenseBundles and Blacklist
+	bundleFeatures, bundleDevices, licensePage, pageFeatures, pageDevices, blacklist *sql.Stmt
 	// LicenseStatus
 	activeDevices, deviceID, licenseCounter, features *sql.Stmt
 }
@@ -151,6 +151,11 @@ func (s *readStmts) prepare(db *sql.DB) error {
 		// order store.LicenseBundle promises.
 		{&s.bundleFeatures, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? ORDER BY code`},
 		{&s.bundleDevices, `SELECT id, hardware_id, active FROM devices WHERE license_id = ? ORDER BY hardware_id`},
+		{&s.licensePage, `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id > ? ORDER BY l.id LIMIT ?`},
+		{&s.pageFeatures, `SELECT ` + featureColumns + ` FROM license_features
+			WHERE license_id BETWEEN ? AND ? ORDER BY license_id, code`},
+		{&s.pageDevices, `SELECT id, license_id, hardware_id, active FROM devices
+			WHERE license_id BETWEEN ? AND ? ORDER BY license_id, hardware_id`},
 		{&s.blacklist, `SELECT hardware_id FROM blacklist WHERE product_id IN (0, ?)`},
 		{&s.ledger, `SELECT id, at, license_id, license_feature_id, feature, hardware_id, requested, applied, total, api_key, event
 			FROM consumption_ledger WHERE license_id = ? AND license_feature_id = ? ORDER BY id`},
@@ -302,6 +307,33 @@ func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.Lic
 		return store.LicenseBundle{}, false, err
 	}
 	return lb, true, nil
+}
+
+// LicenseBundles implements store.Source. Its three reads are not one
+// snapshot either.
+func (b *Backend) LicenseBundles(ctx context.Context, afterID int64, limit int) ([]store.LicenseBundle, error) {
+	lics, err := queryAll(ctx, b.stmts.licensePage, func(s scanner) (consumption.License, error) { return scanLicense(s) }, afterID, limit)
+	if err != nil || len(lics) == 0 {
+		return nil, err
+	}
+	first, last := lics[0].ID, lics[len(lics)-1].ID
+	features, err := queryAll(ctx, b.stmts.pageFeatures, func(s scanner) (consumption.LicenseFeature, error) {
+		var f consumption.LicenseFeature
+		err := scanFeature(s, &f)
+		return f, err
+	}, first, last)
+	if err != nil {
+		return nil, err
+	}
+	devices, err := queryAll(ctx, b.stmts.pageDevices, func(s scanner) (consumption.Device, error) {
+		var d consumption.Device
+		err := s.Scan(&d.ID, &d.LicenseID, &d.HardwareID, &d.Active)
+		return d, err
+	}, first, last)
+	if err != nil {
+		return nil, err
+	}
+	return store.GroupBundles(lics, features, devices), nil
 }
 
 // Blacklist implements store.Source.

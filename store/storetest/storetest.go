@@ -252,6 +252,30 @@ func testBundles(t *testing.T, b store.Backend) {
 		t.Errorf("devices %q, want byte order %q", hws, want)
 	}
 
+	// A scan by pages of two finds every license, each bundle as read alone.
+	var scanned []int64
+	for after := int64(0); ; {
+		page, err := b.LicenseBundles(ctx, after, 2)
+		if err != nil {
+			t.Fatalf("bundles after %d: %v", after, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, got := range page {
+			scanned = append(scanned, got.License.ID)
+			want, _, _ := b.LicenseBundle(ctx, got.License.ID)
+			if !reflect.DeepEqual(got.License, want.License) || !slices.Equal(got.Features, want.Features) ||
+				!slices.Equal(got.Devices, want.Devices) {
+				t.Errorf("scanned bundle %+v, read alone %+v", got, want)
+			}
+		}
+		after = page[len(page)-1].License.ID
+	}
+	if len(scanned) != 4 || !slices.IsSorted(scanned) || scanned[0] != 1001 || scanned[1] != 1003 {
+		t.Errorf("scanned licenses %v, want 1001, 1003 and the two with generated ids, in id order", scanned)
+	}
+
 	cad, _, _ := b.Product(ctx, "cad")
 	team, _, _ := b.Product(ctx, "team")
 	for _, c := range []struct {
