@@ -23,9 +23,10 @@ import (
 // of that license rather than one per lookup, and the cache holds a few
 // entries per license rather than one per feature and device.
 type Cache struct {
-	next Source
-	c    *ristretto.Cache[string, any]
-	ttl  time.Duration
+	next       Source
+	c          *ristretto.Cache[string, any]
+	ttl        time.Duration
+	maxEntries int64
 	// clock is the generation, moved by Clear and ForgetLicense. A load
 	// stores its result only if the clock has not moved since it began,
 	// checked under mu's read lock; Clear and ForgetLicense move it and
@@ -63,7 +64,7 @@ func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{next: next, c: c, ttl: ttl}, nil
+	return &Cache{next: next, c: c, ttl: ttl, maxEntries: maxEntries}, nil
 }
 
 // Clear drops every entry, after definitions changed. A read that started
@@ -260,4 +261,60 @@ func (c *Cache) ForgetLicense(licenseID int64, _ string) {
 	defer c.mu.Unlock()
 	c.clock.Add(1) // a read under way must not store what it read before the change
 	c.c.Del(key('l', licenseID, ""))
+}
+
+// warmPage is how many licenses Warm reads per backend call: few enough
+// that a page's sets fit ristretto's set buffer (32,768 items) with room to
+// spare, many enough that the calls' own cost is small.
+const warmPage = 1000
+
+// Warm loads the bundles of all licenses, in id order, with their keys'
+// entries, until it has loaded them all or filled half the cache; the other
+// half is left to what requests bring (users, products, unknown keys). It
+// is meant for just after a seed import, so that licenses a request has not
+// asked for yet cost no backend read; warmed entries expire after the ttl
+// like any other. It returns how many licenses it loaded. A page that a
+// Clear or ForgetLicense may have overtaken is read again.
+func (c *Cache) Warm(ctx context.Context) (int, error) {
+	var after int64
+	loaded, entries := 0, int64(0)
+	for entries < c.maxEntries/2 {
+		gen := c.clock.Load()
+		page, err := c.next.LicenseBundles(ctx, after, warmPage)
+		if err != nil {
+			return loaded, err
+		}
+		if len(page) == 0 {
+			return loaded, nil
+		}
+		c.mu.RLock()
+		if c.clock.Load() != gen {
+			c.mu.RUnlock()
+			continue
+		}
+		// The entries point into the page rather than into copies: its
+		// bundles are stored together and expire together.
+		for i := range page {
+			if entries >= c.maxEntries/2 {
+				break
+			}
+			l := &page[i].License
+			c.c.SetWithTTL(key('l', l.ID, ""), &page[i], 1, c.ttl)
+			entries++
+			if l.Key != "" {
+				c.c.SetWithTTL(key('k', l.ProductID, l.Key), found[int64]{l.ID, true}, 1, c.ttl)
+				entries++
+			}
+			loaded++
+		}
+		c.mu.RUnlock()
+		// Sets that find ristretto's buffer full are dropped; waiting
+		// for each page's keeps it from filling.
+		c.c.Wait()
+		if len(page) < warmPage {
+			return loaded, nil
+		}
+		after = page[len(page)-1].License.ID
+	}
+	return loaded, nil
 }

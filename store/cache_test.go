@@ -79,6 +79,19 @@ func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle
 	}, true, nil
 }
 
+// LicenseBundles pages through licenses 7 and 8, and counts the call.
+func (d *countingDefs) LicenseBundles(ctx context.Context, after int64, limit int) ([]LicenseBundle, error) {
+	var out []LicenseBundle
+	for id := max(after+1, 7); id <= 8 && len(out) < limit; id++ {
+		lb, _, _ := d.LicenseBundle(ctx, id)
+		d.calls--
+		lb.License.ProductID, lb.License.Key = 1, "K-"+strconv.FormatInt(id, 10)
+		out = append(out, lb)
+	}
+	d.calls++
+	return out, nil
+}
+
 // Blacklist bars "hw-bad" and "hw-worse" from product 1, and counts the call.
 func (d *countingDefs) Blacklist(_ context.Context, productID int64) ([]string, error) {
 	d.calls++
@@ -254,5 +267,49 @@ func TestCacheHoldsMaxEntries(t *testing.T) {
 	}
 	if d.calls != 900 {
 		t.Errorf("%d backend reads for 900 products read twice, want 900", d.calls)
+	}
+}
+
+// TestCacheWarm checks that warming loads every license and its key, so
+// that requests for them read nothing more.
+func TestCacheWarm(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	if n, err := c.Warm(ctx); n != 2 || err != nil {
+		t.Fatalf("Warm: %d licenses, %v; want 2", n, err)
+	}
+	before := d.calls
+	for _, k := range []string{"K-7", "K-8"} {
+		l, ok, err := c.LicenseByKey(ctx, 1, k)
+		if err != nil || !ok || "K-"+strconv.FormatInt(l.ID, 10) != k {
+			t.Errorf("license %s: %+v %v %v", k, l, ok, err)
+		}
+		if _, ok, _ := c.Device(ctx, l.ID, "hw"); !ok {
+			t.Errorf("device of %s not found", k)
+		}
+	}
+	if d.calls != before {
+		t.Errorf("%d backend reads after warming", d.calls-before)
+	}
+}
+
+// TestCacheWarmForgetDuringLoad checks that a page read while a license is
+// forgotten is read again rather than stored.
+func TestCacheWarmForgetDuringLoad(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	forgets := 0
+	d.during = func() {
+		if forgets == 0 {
+			forgets++
+			c.ForgetLicense(7, "hw")
+		}
+	}
+	if n, err := c.Warm(context.Background()); n != 2 || err != nil {
+		t.Fatalf("Warm: %d licenses, %v; want 2", n, err)
+	}
+	if d.calls != 2 {
+		t.Errorf("%d page reads, want 2 (the overtaken page again)", d.calls)
 	}
 }
