@@ -52,8 +52,13 @@ func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) 
 		ttl = DefaultCacheTTL
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[string, any]{
-		NumCounters: maxEntries * 10, // ristretto's advice: ten counters per entry
-		MaxCost:     maxEntries,      // every entry costs 1
+		// Ristretto advises ten admission counters per entry, for a cache
+		// that is full; at the default size those cost 45 MB however few
+		// entries the cache holds, and this one is full only with half a
+		// million licenses in use within a ttl. One per entry keeps its
+		// admission policy working, with rougher estimates, for 4 MB.
+		NumCounters: maxEntries,
+		MaxCost:     maxEntries, // every entry costs 1
 		// Without this, ristretto adds its own bookkeeping (56 bytes) to
 		// each entry's cost, and the cache would hold not maxEntries but
 		// 1/57th of it.
