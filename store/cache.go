@@ -99,8 +99,26 @@ func lookup[T any](c *Cache, key string, load func() (T, error)) (T, error) {
 	if err != nil {
 		return v, err
 	}
+	c.store(gen, entry{key, v})
+	return v, nil
+}
+
+// entry is a key and the value to cache under it.
+type entry struct {
+	key string
+	v   any
+}
+
+// store caches entries loaded from the backend by a read that began at
+// generation gen, unless a Clear or ForgetLicense has come since.
+func (c *Cache) store(gen uint64, entries ...entry) {
+	stored := false
 	c.mu.RLock()
-	stored := c.clock.Load() == gen && c.c.SetWithTTL(key, v, 1, c.ttl)
+	if c.clock.Load() == gen {
+		for _, e := range entries {
+			stored = c.c.SetWithTTL(e.key, e.v, 1, c.ttl) || stored
+		}
+	}
 	c.mu.RUnlock()
 	if stored {
 		// Ristretto applies sets asynchronously. The request that missed
@@ -108,7 +126,6 @@ func lookup[T any](c *Cache, key string, load func() (T, error)) (T, error) {
 		// feature), and without waiting would load the bundle again.
 		c.c.Wait()
 	}
-	return v, nil
 }
 
 type found[T any] struct {
@@ -173,16 +190,28 @@ func (c *Cache) LicenseByID(ctx context.Context, id int64) (consumption.License,
 	return c.license(ctx, id)
 }
 
-// LicenseByKey implements consumption.Definitions.
+// LicenseByKey implements consumption.Definitions. A key not cached is
+// read with its license's bundle, in one backend call, and both are cached.
 func (c *Cache) LicenseByKey(ctx context.Context, productID int64, k string) (consumption.License, bool, error) {
-	id, ok, err := lookupFound(c, key('k', productID, k), func() (int64, bool, error) {
-		l, ok, err := c.next.LicenseByKey(ctx, productID, k)
-		return l.ID, ok, err
-	})
-	if err != nil || !ok {
+	kk := key('k', productID, k)
+	if v, ok := c.c.Get(kk); ok {
+		id := v.(found[int64])
+		if !id.ok {
+			return consumption.License{}, false, nil
+		}
+		return c.license(ctx, id.v)
+	}
+	gen := c.clock.Load()
+	lb, ok, err := c.next.LicenseBundleByKey(ctx, productID, k)
+	if err != nil {
 		return consumption.License{}, false, err
 	}
-	return c.license(ctx, id)
+	if !ok {
+		c.store(gen, entry{kk, found[int64]{}})
+		return consumption.License{}, false, nil
+	}
+	c.store(gen, entry{kk, found[int64]{lb.License.ID, true}}, entry{key('l', lb.License.ID, ""), &lb})
+	return lb.License, true, nil
 }
 
 // LicensesByUser implements consumption.Definitions.

@@ -79,6 +79,13 @@ func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle
 	}, true, nil
 }
 
+// LicenseBundleByKey returns license 7 for every key, and counts the call.
+func (d *countingDefs) LicenseBundleByKey(ctx context.Context, _ int64, k string) (LicenseBundle, bool, error) {
+	lb, ok, err := d.LicenseBundle(ctx, 7)
+	lb.License.Key = k
+	return lb, ok, err
+}
+
 // LicenseBundles pages through licenses 7 and 8, and counts the call.
 func (d *countingDefs) LicenseBundles(ctx context.Context, after int64, limit int) ([]LicenseBundle, error) {
 	var out []LicenseBundle
@@ -311,5 +318,27 @@ func TestCacheWarmForgetDuringLoad(t *testing.T) {
 	}
 	if d.calls != 2 {
 		t.Errorf("%d page reads, want 2 (the overtaken page again)", d.calls)
+	}
+}
+
+// TestCacheLicenseByKeyLoadsBundle checks that a key's first lookup caches
+// its license's bundle too, so that the request's device and feature
+// lookups that follow read nothing.
+func TestCacheLicenseByKeyLoadsBundle(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	l, ok, err := c.LicenseByKey(ctx, 1, "K")
+	if err != nil || !ok || l.ID != 7 {
+		t.Fatalf("license by key: %+v %v %v", l, ok, err)
+	}
+	if _, ok, _ := c.Device(ctx, 7, "hw"); !ok {
+		t.Error("device hw not found")
+	}
+	if _, ok, _ := c.Feature(ctx, 7, "f"); !ok {
+		t.Error("feature f not found")
+	}
+	if _, ok, _ := c.LicenseByKey(ctx, 1, "K"); !ok || d.calls != 1 {
+		t.Errorf("%d backend reads for a key, its license's device and feature, and the key again; want 1", d.calls)
 	}
 }

@@ -38,6 +38,9 @@ type Source interface {
 	consumption.Definitions
 	// LicenseBundle returns a license with its features and its devices.
 	LicenseBundle(ctx context.Context, licenseID int64) (LicenseBundle, bool, error)
+	// LicenseBundleByKey returns the product's license with the key, with
+	// its features and its devices: what a key-based request reads first.
+	LicenseBundleByKey(ctx context.Context, productID int64, key string) (LicenseBundle, bool, error)
 	// LicenseBundles returns the bundles of up to limit licenses whose ids
 	// are above afterID, in ascending id order: one page of a scan of all
 	// licenses.

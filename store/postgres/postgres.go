@@ -260,10 +260,17 @@ const (
 	// sqlBundleFeatures and sqlBundleDevices are LicenseBundle's reads
 	// besides sqlLicenseByID; COLLATE "C" sorts in byte order, the order
 	// store.LicenseBundle promises, whatever the database's collation.
+	// LicenseBundleByKey reads the same by key, in the same round trip as
+	// sqlLicenseByKey.
 	sqlBundleFeatures = `SELECT ` + featureColumns + ` FROM license_features
 		WHERE license_id = $1 ORDER BY code COLLATE "C"`
-	sqlBundleDevices = `SELECT id, hardware_id, active FROM devices
+	sqlBundleDevices = `SELECT id, license_id, hardware_id, active FROM devices
 		WHERE license_id = $1 ORDER BY hardware_id COLLATE "C"`
+	sqlKeyID             = `(SELECT id FROM licenses WHERE product_id = $1 AND license_key = $2)`
+	sqlKeyBundleFeatures = `SELECT ` + featureColumns + ` FROM license_features
+		WHERE license_id = ` + sqlKeyID + ` ORDER BY code COLLATE "C"`
+	sqlKeyBundleDevices = `SELECT id, license_id, hardware_id, active FROM devices
+		WHERE license_id = ` + sqlKeyID + ` ORDER BY hardware_id COLLATE "C"`
 	// sqlLicensePage, sqlPageFeatures and sqlPageDevices are
 	// LicenseBundles' reads.
 	sqlLicensePage  = `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id > $1 ORDER BY l.id LIMIT $2`
@@ -383,12 +390,24 @@ func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (co
 // trip but not one snapshot; the Cache drops a bundle that a change may
 // have overtaken.
 func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.LicenseBundle, bool, error) {
+	return b.bundle(ctx, [3]string{sqlLicenseByID, sqlBundleFeatures, sqlBundleDevices}, licenseID)
+}
+
+// LicenseBundleByKey implements store.Source, in one round trip like
+// LicenseBundle.
+func (b *Backend) LicenseBundleByKey(ctx context.Context, productID int64, key string) (store.LicenseBundle, bool, error) {
+	return b.bundle(ctx, [3]string{sqlLicenseByKey, sqlKeyBundleFeatures, sqlKeyBundleDevices}, productID, key)
+}
+
+// bundle reads a license, its features and its devices with the three
+// queries q, which take the same args, in one round trip.
+func (b *Backend) bundle(ctx context.Context, q [3]string, args ...any) (store.LicenseBundle, bool, error) {
 	var lb store.LicenseBundle
 	found := false
 	err := b.do(ctx, func(ctx context.Context) error {
 		lb, found = store.LicenseBundle{}, false
-		var q pgx.Batch
-		q.Queue(sqlLicenseByID, licenseID).QueryRow(func(r pgx.Row) error {
+		var batch pgx.Batch
+		batch.Queue(q[0], args...).QueryRow(func(r pgx.Row) error {
 			var err error
 			lb.License, err = scanLicense(r)
 			found = err == nil
@@ -397,7 +416,7 @@ func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.Lic
 			}
 			return err
 		})
-		q.Queue(sqlBundleFeatures, licenseID).Query(func(rows pgx.Rows) error {
+		batch.Queue(q[1], args...).Query(func(rows pgx.Rows) error {
 			var err error
 			lb.Features, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.LicenseFeature, error) {
 				var f consumption.LicenseFeature
@@ -406,21 +425,24 @@ func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.Lic
 			})
 			return err
 		})
-		q.Queue(sqlBundleDevices, licenseID).Query(func(rows pgx.Rows) error {
+		batch.Queue(q[2], args...).Query(func(rows pgx.Rows) error {
 			var err error
-			lb.Devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.Device, error) {
-				d := consumption.Device{LicenseID: licenseID}
-				err := r.Scan(&d.ID, &d.HardwareID, &d.Active)
-				return d, err
-			})
+			lb.Devices, err = pgx.CollectRows(rows, scanDevice)
 			return err
 		})
-		return b.pool.SendBatch(ctx, &q).Close()
+		return b.pool.SendBatch(ctx, &batch).Close()
 	})
 	if err != nil || !found {
 		return store.LicenseBundle{}, false, err
 	}
 	return lb, true, nil
+}
+
+// scanDevice reads id, license_id, hardware_id, active.
+func scanDevice(r pgx.CollectableRow) (consumption.Device, error) {
+	var d consumption.Device
+	err := r.Scan(&d.ID, &d.LicenseID, &d.HardwareID, &d.Active)
+	return d, err
 }
 
 // LicenseBundles implements store.Source. The page's features and devices
@@ -452,11 +474,7 @@ func (b *Backend) LicenseBundles(ctx context.Context, afterID int64, limit int) 
 		})
 		q.Queue(sqlPageDevices, first, last).Query(func(rows pgx.Rows) error {
 			var err error
-			devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.Device, error) {
-				var d consumption.Device
-				err := r.Scan(&d.ID, &d.LicenseID, &d.HardwareID, &d.Active)
-				return d, err
-			})
+			devices, err = pgx.CollectRows(rows, scanDevice)
 			return err
 		})
 		if err := b.pool.SendBatch(ctx, &q).Close(); err != nil {

@@ -289,20 +289,35 @@ func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.Lic
 	if err != nil || !ok {
 		return store.LicenseBundle{}, false, err
 	}
+	return b.bundle(ctx, l)
+}
+
+// LicenseBundleByKey implements store.Source, with LicenseBundle's caveat.
+func (b *Backend) LicenseBundleByKey(ctx context.Context, productID int64, key string) (store.LicenseBundle, bool, error) {
+	l, ok, err := b.LicenseByKey(ctx, productID, key)
+	if err != nil || !ok {
+		return store.LicenseBundle{}, false, err
+	}
+	return b.bundle(ctx, l)
+}
+
+// bundle reads the features and devices of license l.
+func (b *Backend) bundle(ctx context.Context, l consumption.License) (store.LicenseBundle, bool, error) {
 	lb := store.LicenseBundle{License: l}
+	var err error
 	lb.Features, err = queryAll(ctx, b.stmts.bundleFeatures, func(s scanner) (consumption.LicenseFeature, error) {
 		var f consumption.LicenseFeature
 		err := scanFeature(s, &f)
 		return f, err
-	}, licenseID)
+	}, l.ID)
 	if err != nil {
 		return store.LicenseBundle{}, false, err
 	}
 	lb.Devices, err = queryAll(ctx, b.stmts.bundleDevices, func(s scanner) (consumption.Device, error) {
-		d := consumption.Device{LicenseID: licenseID}
+		d := consumption.Device{LicenseID: l.ID}
 		err := s.Scan(&d.ID, &d.HardwareID, &d.Active)
 		return d, err
-	}, licenseID)
+	}, l.ID)
 	if err != nil {
 		return store.LicenseBundle{}, false, err
 	}

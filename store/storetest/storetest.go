@@ -220,6 +220,21 @@ func testBundles(t *testing.T, b store.Backend) {
 	if want := []string{"hw-1", "hw-off"}; !reflect.DeepEqual(hws, want) {
 		t.Errorf("bundle's devices %q, want %q", hws, want)
 	}
+	cad, _, _ := b.Product(ctx, "cad")
+	team, _, _ := b.Product(ctx, "team")
+	byKey, ok, err := b.LicenseBundleByKey(ctx, cad.ID, "AAAA-BBBB")
+	if err != nil || !ok || !reflect.DeepEqual(byKey.License, lb.License) || !slices.Equal(byKey.Features, lb.Features) ||
+		!slices.Equal(byKey.Devices, lb.Devices) {
+		t.Errorf("bundle by key %+v %v %v, want %+v", byKey, ok, err, lb)
+	}
+	for _, k := range []struct {
+		pid int64
+		key string
+	}{{cad.ID, "NOPE"}, {team.ID, "AAAA-BBBB"}} {
+		if _, ok, err := b.LicenseBundleByKey(ctx, k.pid, k.key); ok || err != nil {
+			t.Errorf("bundle by key %q of product %d: found %v, %v", k.key, k.pid, ok, err)
+		}
+	}
 	if lb, ok, err := b.LicenseBundle(ctx, 1003); err != nil || !ok || lb.License.Key != "CONS" ||
 		len(lb.Features) != 0 || len(lb.Devices) != 0 {
 		t.Errorf("bundle of 1003, without features or devices: %+v %v %v", lb, ok, err)
@@ -276,8 +291,6 @@ func testBundles(t *testing.T, b store.Backend) {
 		t.Errorf("scanned licenses %v, want 1001, 1003 and the two with generated ids, in id order", scanned)
 	}
 
-	cad, _, _ := b.Product(ctx, "cad")
-	team, _, _ := b.Product(ctx, "team")
 	for _, c := range []struct {
 		pid  int64
 		want []string
