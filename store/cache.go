@@ -110,11 +110,13 @@ type entry struct {
 }
 
 // store caches entries loaded from the backend by a read that began at
-// generation gen, unless a Clear or ForgetLicense has come since.
-func (c *Cache) store(gen uint64, entries ...entry) {
+// generation gen, unless a Clear or ForgetLicense has come since; it
+// reports whether none had.
+func (c *Cache) store(gen uint64, entries ...entry) bool {
 	stored := false
 	c.mu.RLock()
-	if c.clock.Load() == gen {
+	current := c.clock.Load() == gen
+	if current {
 		for _, e := range entries {
 			stored = c.c.SetWithTTL(e.key, e.v, 1, c.ttl) || stored
 		}
@@ -124,8 +126,11 @@ func (c *Cache) store(gen uint64, entries ...entry) {
 		// Ristretto applies sets asynchronously. The request that missed
 		// looks the license up again at once (its device, then its
 		// feature), and without waiting would load the bundle again.
+		// Waiting also keeps Warm's pages from overflowing the set
+		// buffer, which drops what does not fit.
 		c.c.Wait()
 	}
+	return current
 }
 
 type found[T any] struct {
@@ -311,44 +316,36 @@ const warmPage = 1000
 // Clear or ForgetLicense may have overtaken is read again.
 func (c *Cache) Warm(ctx context.Context) (int, error) {
 	var after int64
-	loaded, entries := 0, int64(0)
-	for entries < c.maxEntries/2 {
+	loaded := 0
+	for budget := c.maxEntries / 2; ; {
 		gen := c.clock.Load()
 		page, err := c.next.LicenseBundles(ctx, after, warmPage)
-		if err != nil {
+		if err != nil || len(page) == 0 {
 			return loaded, err
-		}
-		if len(page) == 0 {
-			return loaded, nil
-		}
-		c.mu.RLock()
-		if c.clock.Load() != gen {
-			c.mu.RUnlock()
-			continue
 		}
 		// The entries point into the page rather than into copies: its
 		// bundles are stored together and expire together.
+		entries := make([]entry, 0, 2*len(page))
+		n := 0
 		for i := range page {
-			if entries >= c.maxEntries/2 {
+			if int64(len(entries))+2 > budget {
 				break
 			}
 			l := &page[i].License
-			c.c.SetWithTTL(key('l', l.ID, ""), &page[i], 1, c.ttl)
-			entries++
+			entries = append(entries, entry{key('l', l.ID, ""), &page[i]})
 			if l.Key != "" {
-				c.c.SetWithTTL(key('k', l.ProductID, l.Key), found[int64]{l.ID, true}, 1, c.ttl)
-				entries++
+				entries = append(entries, entry{key('k', l.ProductID, l.Key), found[int64]{l.ID, true}})
 			}
-			loaded++
+			n++
 		}
-		c.mu.RUnlock()
-		// Sets that find ristretto's buffer full are dropped; waiting
-		// for each page's keeps it from filling.
-		c.c.Wait()
-		if len(page) < warmPage {
+		if !c.store(gen, entries...) {
+			continue
+		}
+		loaded += n
+		budget -= int64(len(entries))
+		if n < warmPage {
 			return loaded, nil
 		}
 		after = page[len(page)-1].License.ID
 	}
-	return loaded, nil
 }

@@ -299,6 +299,15 @@ func TestCacheWarm(t *testing.T) {
 	if d.calls != before {
 		t.Errorf("%d backend reads after warming", d.calls-before)
 	}
+
+	small, err := NewCache(d, 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if n, err := small.Warm(ctx); n != 1 || err != nil {
+		t.Errorf("Warm of a cache of 4 entries: %d licenses, %v; want 1 (its key and bundle fill half)", n, err)
+	}
 }
 
 // TestCacheWarmForgetDuringLoad checks that a page read while a license is
