@@ -39,6 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    cache {
 //	        max_entries <n>               # default 1000000
 //	        ttl <duration>                # default 5m
+//	        warm on|off                   # default off
 //	    }
 //	}
 //
@@ -133,6 +134,15 @@ func (h *Handler) unmarshalCache(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Cache.TTL = dur
+		case "warm":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			if s != "on" && s != "off" {
+				return d.Errf("warm %q is neither on nor off", s)
+			}
+			h.Cache.Warm = s == "on"
 		default:
 			return d.Errf("unrecognized cache option %q", d.Val())
 		}

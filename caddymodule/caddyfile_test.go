@@ -217,6 +217,8 @@ func TestCaddyfileParseErrors(t *testing.T) {
 		{name: "max_entries not int", block: "cache {\n\t\t\tmax_entries lots\n\t\t}", want: []string{"max_entries", `"lots"`}},
 		{name: "ttl zero", block: "cache {\n\t\t\tttl 0s\n\t\t}", want: []string{"ttl", `"0s"`}},
 		{name: "ttl not duration", block: "cache {\n\t\t\tttl forever\n\t\t}", want: []string{"ttl", `"forever"`}},
+		{name: "warm not on or off", block: "cache {\n\t\t\twarm yes\n\t\t}", want: []string{"warm", `"yes"`}},
+		{name: "warm without arg", block: "cache {\n\t\t\twarm\n\t\t}", want: []string{"warm"}},
 		{name: "extra argument after prefix", args: "/api/v4 /other", want: []string{"/other"}},
 		{name: "signing_key without arg", block: "signing_key", want: []string{"signing_key"}},
 		{name: "signing_key two args", block: "signing_key /a.pem /b.pem", want: []string{"/b.pem"}},

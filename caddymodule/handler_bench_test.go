@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,13 +104,17 @@ func BenchmarkAddFeatureConsumption(parent *testing.B) {
 				for i := range bodies {
 					bodies[i] = fmt.Appendf(nil, `{"product":"p","feature":"f","hardware_id":"hw","license_key":"K-%d","consumptions":1}`, i)
 				}
+				// One sequence shared by all goroutines: each goroutine
+				// counting on its own would send them all to the same
+				// few hundred licenses, and licenses=100000 would
+				// measure a warm cache.
+				var seq atomic.Int64
 				b.SetParallelism(16)
 				b.ReportAllocs()
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
-					i := 0
 					for pb.Next() {
-						i++
+						i := int(seq.Add(1))
 						req := httptest.NewRequest(http.MethodPost, "/api/v4/add_feature_consumption", bytes.NewReader(bodies[i*7919%n]))
 						req.Header.Set("Date", date)
 						req.Header.Set("Authorization", authz)

@@ -114,5 +114,20 @@ func (h *Handler) importSeed(path string) error {
 	h.logger.Info("imported seed", zap.String("path", path),
 		zap.Int("products", len(plan.Products)), zap.Int("licenses", plan.Licenses),
 		zap.Duration("took", time.Since(start)))
+	if h.Cache != nil && h.Cache.Warm {
+		h.warmCache(ctx)
+	}
 	return nil
+}
+
+// warmCache loads the licenses into the cache. A failure only costs the
+// reads warming would have saved, so it is logged, not returned.
+func (h *Handler) warmCache(ctx context.Context) {
+	start := time.Now()
+	n, err := h.state.cache.Warm(ctx)
+	if err != nil {
+		h.logger.Warn("warming the definitions cache", zap.Int("licenses", n), zap.Error(err))
+		return
+	}
+	h.logger.Info("warmed the definitions cache", zap.Int("licenses", n), zap.Duration("took", time.Since(start)))
 }

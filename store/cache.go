@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,11 +16,24 @@ import (
 // caches misses too, so a client hammering an unknown key costs no database
 // reads. It never holds counters: those are read and written only inside the
 // backend's atomic step.
+//
+// A license is cached as one entry with its features and devices (a
+// LicenseBundle), and a product's blacklist as one set, so that a request
+// about a license not seen before costs one backend call for all it reads
+// of that license rather than one per lookup, and the cache holds a few
+// entries per license rather than one per feature and device.
 type Cache struct {
-	next  consumption.Definitions
-	c     *ristretto.Cache[string, any]
-	ttl   time.Duration
-	clock atomic.Uint64 // generation, bumped by Clear
+	next       Source
+	c          *ristretto.Cache[string, any]
+	ttl        time.Duration
+	maxEntries int64
+	// clock is the generation, moved by Clear and ForgetLicense. A load
+	// stores its result only if the clock has not moved since it began,
+	// checked under mu's read lock; Clear and ForgetLicense move it and
+	// drop entries under the write lock, so no store slips in between the
+	// check and the drop.
+	mu    sync.RWMutex
+	clock atomic.Uint64
 }
 
 // Default cache settings.
@@ -30,7 +44,7 @@ const (
 
 // NewCache returns a Cache of at most maxEntries entries (0 for
 // DefaultCacheEntries), each kept at most ttl (0 for DefaultCacheTTL).
-func NewCache(next consumption.Definitions, maxEntries int64, ttl time.Duration) (*Cache, error) {
+func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) {
 	if maxEntries <= 0 {
 		maxEntries = DefaultCacheEntries
 	}
@@ -38,21 +52,32 @@ func NewCache(next consumption.Definitions, maxEntries int64, ttl time.Duration)
 		ttl = DefaultCacheTTL
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[string, any]{
-		NumCounters: maxEntries * 10, // ristretto's advice: ten counters per entry
-		MaxCost:     maxEntries,      // every entry costs 1
-		BufferItems: 64,
-		Metrics:     true,
+		// Ristretto advises ten admission counters per entry, for a cache
+		// that is full; at the default size those cost 45 MB however few
+		// entries the cache holds, and this one is full only with half a
+		// million licenses in use within a ttl. One per entry keeps its
+		// admission policy working, with rougher estimates, for 4 MB.
+		NumCounters: maxEntries,
+		MaxCost:     maxEntries, // every entry costs 1
+		// Without this, ristretto adds its own bookkeeping (56 bytes) to
+		// each entry's cost, and the cache would hold not maxEntries but
+		// 1/57th of it.
+		IgnoreInternalCost: true,
+		BufferItems:        64,
+		Metrics:            true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{next: next, c: c, ttl: ttl}, nil
+	return &Cache{next: next, c: c, ttl: ttl, maxEntries: maxEntries}, nil
 }
 
 // Clear drops every entry, after definitions changed. A read that started
 // before Clear (or ForgetLicense) does not store its possibly stale result
 // afterwards.
 func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.clock.Add(1)
 	c.c.Clear()
 }
@@ -74,10 +99,38 @@ func lookup[T any](c *Cache, key string, load func() (T, error)) (T, error) {
 	if err != nil {
 		return v, err
 	}
-	if c.clock.Load() == gen {
-		c.c.SetWithTTL(key, v, 1, c.ttl)
-	}
+	c.store(gen, entry{key, v})
 	return v, nil
+}
+
+// entry is a key and the value to cache under it.
+type entry struct {
+	key string
+	v   any
+}
+
+// store caches entries loaded from the backend by a read that began at
+// generation gen, unless a Clear or ForgetLicense has come since; it
+// reports whether none had.
+func (c *Cache) store(gen uint64, entries ...entry) bool {
+	stored := false
+	c.mu.RLock()
+	current := c.clock.Load() == gen
+	if current {
+		for _, e := range entries {
+			stored = c.c.SetWithTTL(e.key, e.v, 1, c.ttl) || stored
+		}
+	}
+	c.mu.RUnlock()
+	if stored {
+		// Ristretto applies sets asynchronously. The request that missed
+		// looks the license up again at once (its device, then its
+		// feature), and without waiting would load the bundle again.
+		// Waiting also keeps Warm's pages from overflowing the set
+		// buffer, which drops what does not fit.
+		c.c.Wait()
+	}
+	return current
 }
 
 type found[T any] struct {
@@ -111,16 +164,30 @@ func (c *Cache) Product(ctx context.Context, shortCode string) (consumption.Prod
 	})
 }
 
-// Licenses are cached by id ('l'); lookups by key ('k') and by user ('u')
-// cache only ids. A change to a license then invalidates one entry, whatever
-// it is addressed by, which is what a node told "license 7 changed" by
-// another node can do.
+// Licenses are cached by id ('l'), as bundles; lookups by key ('k') and by
+// user ('u') cache only ids. A change to a license then invalidates one
+// entry, whatever it is addressed by, which is what a node told "license 7
+// changed" by another node can do.
+
+// bundle returns the license with id and its features and devices, from
+// memory or the backend; nil when there is no such license.
+func (c *Cache) bundle(ctx context.Context, id int64) (*LicenseBundle, error) {
+	return lookup(c, key('l', id, ""), func() (*LicenseBundle, error) {
+		lb, ok, err := c.next.LicenseBundle(ctx, id)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return &lb, nil
+	})
+}
 
 // license returns the license with id, from memory or the backend.
 func (c *Cache) license(ctx context.Context, id int64) (consumption.License, bool, error) {
-	return lookupFound(c, key('l', id, ""), func() (consumption.License, bool, error) {
-		return c.next.LicenseByID(ctx, id)
-	})
+	lb, err := c.bundle(ctx, id)
+	if err != nil || lb == nil {
+		return consumption.License{}, false, err
+	}
+	return lb.License, true, nil
 }
 
 // LicenseByID implements consumption.Definitions.
@@ -128,16 +195,28 @@ func (c *Cache) LicenseByID(ctx context.Context, id int64) (consumption.License,
 	return c.license(ctx, id)
 }
 
-// LicenseByKey implements consumption.Definitions.
+// LicenseByKey implements consumption.Definitions. A key not cached is
+// read with its license's bundle, in one backend call, and both are cached.
 func (c *Cache) LicenseByKey(ctx context.Context, productID int64, k string) (consumption.License, bool, error) {
-	id, ok, err := lookupFound(c, key('k', productID, k), func() (int64, bool, error) {
-		l, ok, err := c.next.LicenseByKey(ctx, productID, k)
-		return l.ID, ok, err
-	})
-	if err != nil || !ok {
+	kk := key('k', productID, k)
+	if v, ok := c.c.Get(kk); ok {
+		id := v.(found[int64])
+		if !id.ok {
+			return consumption.License{}, false, nil
+		}
+		return c.license(ctx, id.v)
+	}
+	gen := c.clock.Load()
+	lb, ok, err := c.next.LicenseBundleByKey(ctx, productID, k)
+	if err != nil {
 		return consumption.License{}, false, err
 	}
-	return c.license(ctx, id)
+	if !ok {
+		c.store(gen, entry{kk, found[int64]{}})
+		return consumption.License{}, false, nil
+	}
+	c.store(gen, entry{kk, found[int64]{lb.License.ID, true}}, entry{key('l', lb.License.ID, ""), &lb})
+	return lb.License, true, nil
 }
 
 // LicensesByUser implements consumption.Definitions.
@@ -166,25 +245,42 @@ func (c *Cache) LicensesByUser(ctx context.Context, productID int64, username st
 	return out, nil
 }
 
-// Device implements consumption.Definitions.
+// Device implements consumption.Definitions from the license's bundle.
 func (c *Cache) Device(ctx context.Context, licenseID int64, hardwareID string) (consumption.Device, bool, error) {
-	return lookupFound(c, key('d', licenseID, hardwareID), func() (consumption.Device, bool, error) {
-		return c.next.Device(ctx, licenseID, hardwareID)
-	})
+	lb, err := c.bundle(ctx, licenseID)
+	if err != nil || lb == nil {
+		return consumption.Device{}, false, err
+	}
+	d, ok := lb.Device(hardwareID)
+	return d, ok, nil
 }
 
-// Blacklisted implements consumption.Definitions.
+// Blacklisted implements consumption.Definitions from the product's cached
+// blacklist ('b'), which holds the entries barring every product too.
 func (c *Cache) Blacklisted(ctx context.Context, productID int64, hardwareID string) (bool, error) {
-	return lookup(c, key('b', productID, hardwareID), func() (bool, error) {
-		return c.next.Blacklisted(ctx, productID, hardwareID)
+	barred, err := lookup(c, key('b', productID, ""), func() (map[string]struct{}, error) {
+		hws, err := c.next.Blacklist(ctx, productID)
+		if err != nil || len(hws) == 0 {
+			return nil, err
+		}
+		set := make(map[string]struct{}, len(hws))
+		for _, hw := range hws {
+			set[hw] = struct{}{}
+		}
+		return set, nil
 	})
+	_, found := barred[hardwareID]
+	return found, err
 }
 
-// Feature implements consumption.Definitions.
+// Feature implements consumption.Definitions from the license's bundle.
 func (c *Cache) Feature(ctx context.Context, licenseID int64, code string) (consumption.LicenseFeature, bool, error) {
-	return lookupFound(c, key('f', licenseID, code), func() (consumption.LicenseFeature, bool, error) {
-		return c.next.Feature(ctx, licenseID, code)
-	})
+	lb, err := c.bundle(ctx, licenseID)
+	if err != nil || lb == nil {
+		return consumption.LicenseFeature{}, false, err
+	}
+	f, ok := lb.Feature(code)
+	return f, ok, nil
 }
 
 // PasswordHash implements consumption.Definitions.
@@ -195,10 +291,61 @@ func (c *Cache) PasswordHash(ctx context.Context, licenseID int64, username stri
 }
 
 // ForgetLicense drops what the cache holds of a license whose activation
-// state changed and of the device. It is consumption.Service's Forget hook,
-// and what a node does when another node announces such a change.
-func (c *Cache) ForgetLicense(licenseID int64, hardwareID string) {
+// state changed. It is consumption.Service's Forget hook, and what a node
+// does when another node announces such a change. Its second argument, the
+// device's hardware id, is not needed: the license's entry holds its
+// devices, so dropping it forgets the device too.
+func (c *Cache) ForgetLicense(licenseID int64, _ string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.clock.Add(1) // a read under way must not store what it read before the change
 	c.c.Del(key('l', licenseID, ""))
-	c.c.Del(key('d', licenseID, hardwareID))
+}
+
+// warmPage is how many licenses Warm reads per backend call: few enough
+// that a page's sets fit ristretto's set buffer (32,768 items) with room to
+// spare, many enough that the calls' own cost is small.
+const warmPage = 1000
+
+// Warm loads the bundles of all licenses, in id order, with their keys'
+// entries, until it has loaded them all or filled half the cache; the other
+// half is left to what requests bring (users, products, unknown keys). It
+// is meant for just after a seed import, so that licenses a request has not
+// asked for yet cost no backend read; warmed entries expire after the ttl
+// like any other. It returns how many licenses it loaded. A page that a
+// Clear or ForgetLicense may have overtaken is read again.
+func (c *Cache) Warm(ctx context.Context) (int, error) {
+	var after int64
+	loaded := 0
+	for budget := c.maxEntries / 2; ; {
+		gen := c.clock.Load()
+		page, err := c.next.LicenseBundles(ctx, after, warmPage)
+		if err != nil || len(page) == 0 {
+			return loaded, err
+		}
+		// The entries point into the page rather than into copies: its
+		// bundles are stored together and expire together.
+		entries := make([]entry, 0, 2*len(page))
+		n := 0
+		for i := range page {
+			if int64(len(entries))+2 > budget {
+				break
+			}
+			l := &page[i].License
+			entries = append(entries, entry{key('l', l.ID, ""), &page[i]})
+			if l.Key != "" {
+				entries = append(entries, entry{key('k', l.ProductID, l.Key), found[int64]{l.ID, true}})
+			}
+			n++
+		}
+		if !c.store(gen, entries...) {
+			continue
+		}
+		loaded += n
+		budget -= int64(len(entries))
+		if n < warmPage {
+			return loaded, nil
+		}
+		after = page[len(page)-1].License.ID
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,7 +62,53 @@ func (d *countingDefs) Feature(context.Context, int64, string) (consumption.Lice
 	return consumption.LicenseFeature{}, false, nil
 }
 
-func newTestCache(t *testing.T, d consumption.Definitions) *Cache {
+// LicenseBundle returns licenses 7 and 8, with feature "f" and the active
+// device "hw"; and counts the call.
+func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle, bool, error) {
+	d.calls++
+	if d.during != nil {
+		d.during()
+	}
+	if id != 7 && id != 8 {
+		return LicenseBundle{}, false, nil
+	}
+	return LicenseBundle{
+		License:  consumption.License{ID: id},
+		Features: []consumption.LicenseFeature{{ID: 70, LicenseID: id, Code: "f"}},
+		Devices:  []consumption.Device{{ID: 71, LicenseID: id, HardwareID: "hw", Active: true}},
+	}, true, nil
+}
+
+// LicenseBundleByKey returns license 7 for every key, and counts the call.
+func (d *countingDefs) LicenseBundleByKey(ctx context.Context, _ int64, k string) (LicenseBundle, bool, error) {
+	lb, ok, err := d.LicenseBundle(ctx, 7)
+	lb.License.Key = k
+	return lb, ok, err
+}
+
+// LicenseBundles pages through licenses 7 and 8, and counts the call.
+func (d *countingDefs) LicenseBundles(ctx context.Context, after int64, limit int) ([]LicenseBundle, error) {
+	var out []LicenseBundle
+	for id := max(after+1, 7); id <= 8 && len(out) < limit; id++ {
+		lb, _, _ := d.LicenseBundle(ctx, id)
+		d.calls--
+		lb.License.ProductID, lb.License.Key = 1, "K-"+strconv.FormatInt(id, 10)
+		out = append(out, lb)
+	}
+	d.calls++
+	return out, nil
+}
+
+// Blacklist bars "hw-bad" and "hw-worse" from product 1, and counts the call.
+func (d *countingDefs) Blacklist(_ context.Context, productID int64) ([]string, error) {
+	d.calls++
+	if productID != 1 {
+		return nil, nil
+	}
+	return []string{"hw-bad", "hw-worse"}, nil
+}
+
+func newTestCache(t *testing.T, d Source) *Cache {
 	t.Helper()
 	c, err := NewCache(d, 1000, time.Minute)
 	if err != nil {
@@ -130,11 +177,177 @@ func TestCacheForgetLicense(t *testing.T) {
 	}
 	c.ForgetLicense(7, "hw")
 	lookups()
-	if got := d.calls - before; got != 2 {
-		t.Errorf("%d backend reads after forgetting license 7 and hw, want 2 (license 7 by id, the device)", got)
+	if got := d.calls - before; got != 1 {
+		t.Errorf("%d backend reads after forgetting license 7 and hw, want 1 (license 7's bundle, devices included)", got)
 	}
 	l, ok, err := c.LicenseByKey(ctx, 1, "K")
 	if err != nil || !ok || l.ID != 7 {
 		t.Errorf("license by key after forgetting: %+v %v %v", l, ok, err)
+	}
+}
+
+// TestCacheBundle checks that a license's features and devices are served
+// from the one entry its first lookup loads, found or not.
+func TestCacheBundle(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	if f, ok, err := c.Feature(ctx, 7, "f"); err != nil || !ok || f.ID != 70 {
+		t.Fatalf("feature f: %+v %v %v", f, ok, err)
+	}
+	c.c.Wait()
+	for _, tc := range []struct {
+		code, hw string
+		found    bool
+	}{{"f", "hw", true}, {"g", "other", false}} {
+		if _, ok, err := c.Feature(ctx, 7, tc.code); err != nil || ok != tc.found {
+			t.Errorf("feature %q: %v %v", tc.code, ok, err)
+		}
+		if dev, ok, err := c.Device(ctx, 7, tc.hw); err != nil || ok != tc.found || (ok && !dev.Active) {
+			t.Errorf("device %q: %+v %v %v", tc.hw, dev, ok, err)
+		}
+	}
+	if l, ok, err := c.LicenseByID(ctx, 7); err != nil || !ok || l.ID != 7 {
+		t.Errorf("license 7: %+v %v %v", l, ok, err)
+	}
+	if d.calls != 1 {
+		t.Errorf("%d backend reads for one license's features, devices and row, want 1", d.calls)
+	}
+	c.Feature(ctx, 9, "f")
+	c.c.Wait()
+	if _, ok, err := c.Device(ctx, 9, "hw"); ok || err != nil {
+		t.Errorf("device of an unknown license: %v %v", ok, err)
+	}
+	if d.calls != 2 {
+		t.Errorf("an unknown license was read %d times, want once (misses cached)", d.calls-1)
+	}
+}
+
+// TestCacheBlacklist checks that a product's blacklist is read once, as a
+// set, and answers for every hardware id.
+func TestCacheBlacklist(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	c.Blacklisted(ctx, 1, "hw")
+	c.Blacklisted(ctx, 2, "hw")
+	c.c.Wait()
+	for _, tc := range []struct {
+		product int64
+		hw      string
+		barred  bool
+	}{{1, "hw-bad", true}, {1, "hw-worse", true}, {1, "hw", false}, {2, "hw-bad", false}} {
+		if got, err := c.Blacklisted(ctx, tc.product, tc.hw); err != nil || got != tc.barred {
+			t.Errorf("blacklisted(%d, %s) = %v, %v", tc.product, tc.hw, got, err)
+		}
+	}
+	if d.calls != 2 {
+		t.Errorf("%d backend reads for two products' blacklists, want 2", d.calls)
+	}
+}
+
+// TestCacheForgetDuringLoad checks that a license's bundle loaded while the
+// license is forgotten is not stored: it may predate the change.
+func TestCacheForgetDuringLoad(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	d.during = func() { c.ForgetLicense(7, "hw") }
+	c.Feature(context.Background(), 7, "f")
+	d.during = nil
+	c.c.Wait()
+	if _, ok := c.c.Get(key('l', 7, "")); ok {
+		t.Error("a bundle loaded before ForgetLicense was cached after it")
+	}
+}
+
+// TestCacheHoldsMaxEntries checks that the cache holds as many entries as
+// it is sized for.
+func TestCacheHoldsMaxEntries(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d) // 1000 entries
+	ctx := context.Background()
+	for range 2 {
+		for i := range 900 {
+			c.Product(ctx, strconv.Itoa(i))
+		}
+		c.c.Wait()
+	}
+	if d.calls != 900 {
+		t.Errorf("%d backend reads for 900 products read twice, want 900", d.calls)
+	}
+}
+
+// TestCacheWarm checks that warming loads every license and its key, so
+// that requests for them read nothing more.
+func TestCacheWarm(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	if n, err := c.Warm(ctx); n != 2 || err != nil {
+		t.Fatalf("Warm: %d licenses, %v; want 2", n, err)
+	}
+	before := d.calls
+	for _, k := range []string{"K-7", "K-8"} {
+		l, ok, err := c.LicenseByKey(ctx, 1, k)
+		if err != nil || !ok || "K-"+strconv.FormatInt(l.ID, 10) != k {
+			t.Errorf("license %s: %+v %v %v", k, l, ok, err)
+		}
+		if _, ok, _ := c.Device(ctx, l.ID, "hw"); !ok {
+			t.Errorf("device of %s not found", k)
+		}
+	}
+	if d.calls != before {
+		t.Errorf("%d backend reads after warming", d.calls-before)
+	}
+
+	small, err := NewCache(d, 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if n, err := small.Warm(ctx); n != 1 || err != nil {
+		t.Errorf("Warm of a cache of 4 entries: %d licenses, %v; want 1 (its key and bundle fill half)", n, err)
+	}
+}
+
+// TestCacheWarmForgetDuringLoad checks that a page read while a license is
+// forgotten is read again rather than stored.
+func TestCacheWarmForgetDuringLoad(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	forgets := 0
+	d.during = func() {
+		if forgets == 0 {
+			forgets++
+			c.ForgetLicense(7, "hw")
+		}
+	}
+	if n, err := c.Warm(context.Background()); n != 2 || err != nil {
+		t.Fatalf("Warm: %d licenses, %v; want 2", n, err)
+	}
+	if d.calls != 2 {
+		t.Errorf("%d page reads, want 2 (the overtaken page again)", d.calls)
+	}
+}
+
+// TestCacheLicenseByKeyLoadsBundle checks that a key's first lookup caches
+// its license's bundle too, so that the request's device and feature
+// lookups that follow read nothing.
+func TestCacheLicenseByKeyLoadsBundle(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	l, ok, err := c.LicenseByKey(ctx, 1, "K")
+	if err != nil || !ok || l.ID != 7 {
+		t.Fatalf("license by key: %+v %v %v", l, ok, err)
+	}
+	if _, ok, _ := c.Device(ctx, 7, "hw"); !ok {
+		t.Error("device hw not found")
+	}
+	if _, ok, _ := c.Feature(ctx, 7, "f"); !ok {
+		t.Error("feature f not found")
+	}
+	if _, ok, _ := c.LicenseByKey(ctx, 1, "K"); !ok || d.calls != 1 {
+		t.Errorf("%d backend reads for a key, its license's device and feature, and the key again; want 1", d.calls)
 	}
 }

@@ -6,6 +6,8 @@ package store
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,7 +19,7 @@ import (
 // Backend is a store of definitions and counters. It is safe for concurrent
 // use. Its Definitions are uncached reads; callers put a Cache in front.
 type Backend interface {
-	consumption.Definitions
+	Source
 	consumption.Recorder
 	// Import applies a validated seed as one transaction: all of it or, on
 	// error, nothing. See Plan for what an import changes.
@@ -27,6 +29,80 @@ type Backend interface {
 	Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]LedgerEntry, error)
 	// Close finishes writes already accepted and releases the store.
 	Close() error
+}
+
+// Source is what a Cache reads through: the definitions one at a time, and
+// the grouped reads that let the cache hold a license, or a product's
+// blacklist, as one entry loaded by one call.
+type Source interface {
+	consumption.Definitions
+	// LicenseBundle returns a license with its features and its devices.
+	LicenseBundle(ctx context.Context, licenseID int64) (LicenseBundle, bool, error)
+	// LicenseBundleByKey returns the product's license with the key, with
+	// its features and its devices: what a key-based request reads first.
+	LicenseBundleByKey(ctx context.Context, productID int64, key string) (LicenseBundle, bool, error)
+	// LicenseBundles returns the bundles of up to limit licenses whose ids
+	// are above afterID, in ascending id order: one page of a scan of all
+	// licenses.
+	LicenseBundles(ctx context.Context, afterID int64, limit int) ([]LicenseBundle, error)
+	// Blacklist returns the hardware ids barred from the product: its own
+	// entries and those barring every product, in no particular order.
+	Blacklist(ctx context.Context, productID int64) ([]string, error)
+}
+
+// LicenseBundle is a license with what a request about it reads besides:
+// its features and its devices. Features are sorted by code and Devices by
+// hardware id (byte order), so that a lookup is a binary search.
+type LicenseBundle struct {
+	License  consumption.License
+	Features []consumption.LicenseFeature
+	Devices  []consumption.Device
+}
+
+// Feature returns the bundle's feature with code.
+func (b *LicenseBundle) Feature(code string) (consumption.LicenseFeature, bool) {
+	i, ok := slices.BinarySearchFunc(b.Features, code, func(f consumption.LicenseFeature, code string) int {
+		return strings.Compare(f.Code, code)
+	})
+	if !ok {
+		return consumption.LicenseFeature{}, false
+	}
+	return b.Features[i], true
+}
+
+// Device returns the bundle's device with hardwareID.
+func (b *LicenseBundle) Device(hardwareID string) (consumption.Device, bool) {
+	i, ok := slices.BinarySearchFunc(b.Devices, hardwareID, func(d consumption.Device, hw string) int {
+		return strings.Compare(d.HardwareID, hw)
+	})
+	if !ok {
+		return consumption.Device{}, false
+	}
+	return b.Devices[i], true
+}
+
+// GroupBundles makes the bundles of licenses (a page, in any order) from
+// their features and devices, each already sorted as LicenseBundle promises;
+// features and devices of other licenses are left out. It is LicenseBundles'
+// last step in every backend.
+func GroupBundles(licenses []consumption.License, features []consumption.LicenseFeature, devices []consumption.Device) []LicenseBundle {
+	out := make([]LicenseBundle, len(licenses))
+	at := make(map[int64]*LicenseBundle, len(licenses))
+	for i, l := range licenses {
+		out[i].License = l
+		at[l.ID] = &out[i]
+	}
+	for _, f := range features {
+		if lb := at[f.LicenseID]; lb != nil {
+			lb.Features = append(lb.Features, f)
+		}
+	}
+	for _, d := range devices {
+		if lb := at[d.LicenseID]; lb != nil {
+			lb.Devices = append(lb.Devices, d)
+		}
+	}
+	return out
 }
 
 // Opener is implemented by store modules: it opens the Backend the module's

@@ -257,6 +257,28 @@ const (
 		FROM licenses l WHERE l.id = $1`
 	sqlFeatureStates = `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features
 		WHERE license_id = $1 ORDER BY id`
+	// sqlBundleFeatures and sqlBundleDevices are LicenseBundle's reads
+	// besides sqlLicenseByID; COLLATE "C" sorts in byte order, the order
+	// store.LicenseBundle promises, whatever the database's collation.
+	// LicenseBundleByKey reads the same by key, in the same round trip as
+	// sqlLicenseByKey.
+	sqlBundleFeatures = `SELECT ` + featureColumns + ` FROM license_features
+		WHERE license_id = $1 ORDER BY code COLLATE "C"`
+	sqlBundleDevices = `SELECT id, license_id, hardware_id, active FROM devices
+		WHERE license_id = $1 ORDER BY hardware_id COLLATE "C"`
+	sqlKeyID             = `(SELECT id FROM licenses WHERE product_id = $1 AND license_key = $2)`
+	sqlKeyBundleFeatures = `SELECT ` + featureColumns + ` FROM license_features
+		WHERE license_id = ` + sqlKeyID + ` ORDER BY code COLLATE "C"`
+	sqlKeyBundleDevices = `SELECT id, license_id, hardware_id, active FROM devices
+		WHERE license_id = ` + sqlKeyID + ` ORDER BY hardware_id COLLATE "C"`
+	// sqlLicensePage, sqlPageFeatures and sqlPageDevices are
+	// LicenseBundles' reads.
+	sqlLicensePage  = `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id > $1 ORDER BY l.id LIMIT $2`
+	sqlPageFeatures = `SELECT ` + featureColumns + ` FROM license_features
+		WHERE license_id BETWEEN $1 AND $2 ORDER BY license_id, code COLLATE "C"`
+	sqlPageDevices = `SELECT id, license_id, hardware_id, active FROM devices
+		WHERE license_id BETWEEN $1 AND $2 ORDER BY license_id, hardware_id COLLATE "C"`
+	sqlBlacklist = `SELECT hardware_id FROM blacklist WHERE product_id IN (0, $1)`
 )
 
 // Product implements consumption.Definitions.
@@ -362,6 +384,120 @@ func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (co
 	var f consumption.LicenseFeature
 	found, err := b.queryRow(ctx, func(r pgx.Row) error { return scanFeature(r, &f) }, sqlFeature, licenseID, code)
 	return f, found, err
+}
+
+// LicenseBundle implements store.Source. Its three queries share one round
+// trip but not one snapshot; the Cache drops a bundle that a change may
+// have overtaken.
+func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.LicenseBundle, bool, error) {
+	return b.bundle(ctx, [3]string{sqlLicenseByID, sqlBundleFeatures, sqlBundleDevices}, licenseID)
+}
+
+// LicenseBundleByKey implements store.Source, in one round trip like
+// LicenseBundle.
+func (b *Backend) LicenseBundleByKey(ctx context.Context, productID int64, key string) (store.LicenseBundle, bool, error) {
+	return b.bundle(ctx, [3]string{sqlLicenseByKey, sqlKeyBundleFeatures, sqlKeyBundleDevices}, productID, key)
+}
+
+// bundle reads a license, its features and its devices with the three
+// queries q, which take the same args, in one round trip.
+func (b *Backend) bundle(ctx context.Context, q [3]string, args ...any) (store.LicenseBundle, bool, error) {
+	var lb store.LicenseBundle
+	found := false
+	err := b.do(ctx, func(ctx context.Context) error {
+		lb, found = store.LicenseBundle{}, false
+		var batch pgx.Batch
+		batch.Queue(q[0], args...).QueryRow(func(r pgx.Row) error {
+			var err error
+			lb.License, err = scanLicense(r)
+			found = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		batch.Queue(q[1], args...).Query(func(rows pgx.Rows) error {
+			var err error
+			lb.Features, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.LicenseFeature, error) {
+				var f consumption.LicenseFeature
+				err := scanFeature(r, &f)
+				return f, err
+			})
+			return err
+		})
+		batch.Queue(q[2], args...).Query(func(rows pgx.Rows) error {
+			var err error
+			lb.Devices, err = pgx.CollectRows(rows, scanDevice)
+			return err
+		})
+		return b.pool.SendBatch(ctx, &batch).Close()
+	})
+	if err != nil || !found {
+		return store.LicenseBundle{}, false, err
+	}
+	return lb, true, nil
+}
+
+// scanDevice reads id, license_id, hardware_id, active.
+func scanDevice(r pgx.CollectableRow) (consumption.Device, error) {
+	var d consumption.Device
+	err := r.Scan(&d.ID, &d.LicenseID, &d.HardwareID, &d.Active)
+	return d, err
+}
+
+// LicenseBundles implements store.Source. The page's features and devices
+// are read in a second round trip, once the page's id range is known.
+func (b *Backend) LicenseBundles(ctx context.Context, afterID int64, limit int) ([]store.LicenseBundle, error) {
+	var out []store.LicenseBundle
+	err := b.do(ctx, func(ctx context.Context) error {
+		rows, err := b.pool.Query(ctx, sqlLicensePage, afterID, limit)
+		if err != nil {
+			return err
+		}
+		lics, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.License, error) { return scanLicense(r) })
+		if err != nil || len(lics) == 0 {
+			out = nil
+			return err
+		}
+		first, last := lics[0].ID, lics[len(lics)-1].ID
+		var features []consumption.LicenseFeature
+		var devices []consumption.Device
+		var q pgx.Batch
+		q.Queue(sqlPageFeatures, first, last).Query(func(rows pgx.Rows) error {
+			var err error
+			features, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (consumption.LicenseFeature, error) {
+				var f consumption.LicenseFeature
+				err := scanFeature(r, &f)
+				return f, err
+			})
+			return err
+		})
+		q.Queue(sqlPageDevices, first, last).Query(func(rows pgx.Rows) error {
+			var err error
+			devices, err = pgx.CollectRows(rows, scanDevice)
+			return err
+		})
+		if err := b.pool.SendBatch(ctx, &q).Close(); err != nil {
+			return err
+		}
+		out = store.GroupBundles(lics, features, devices)
+		return nil
+	})
+	return out, err
+}
+
+// Blacklist implements store.Source.
+func (b *Backend) Blacklist(ctx context.Context, productID int64) ([]string, error) {
+	var out []string
+	err := b.do(ctx, func(ctx context.Context) error {
+		rows, err := b.pool.Query(ctx, sqlBlacklist, productID)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return out, err
 }
 
 // Ledger implements store.Backend.

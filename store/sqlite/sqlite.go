@@ -125,6 +125,8 @@ func (b *Backend) closeDBs() error {
 
 type readStmts struct {
 	product, licenseByKey, licenseByID, licensesByUser, password, device, blacklisted, feature, ledger *sql.Stmt
+	// LicenseBundle, LicenseBundles and Blacklist
+	bundleFeatures, bundleDevices, licensePage, pageFeatures, pageDevices, blacklist *sql.Stmt
 	// LicenseStatus
 	activeDevices, deviceID, licenseCounter, features *sql.Stmt
 }
@@ -148,6 +150,16 @@ func (s *readStmts) prepare(db *sql.DB) error {
 			WHERE license_id = ? ORDER BY id`},
 		{&s.blacklisted, `SELECT EXISTS (SELECT 1 FROM blacklist WHERE hardware_id = ? AND product_id IN (0, ?))`},
 		{&s.feature, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? AND code = ?`},
+		// TEXT compares in byte order (SQLite's BINARY collation), the
+		// order store.LicenseBundle promises.
+		{&s.bundleFeatures, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? ORDER BY code`},
+		{&s.bundleDevices, `SELECT id, hardware_id, active FROM devices WHERE license_id = ? ORDER BY hardware_id`},
+		{&s.licensePage, `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id > ? ORDER BY l.id LIMIT ?`},
+		{&s.pageFeatures, `SELECT ` + featureColumns + ` FROM license_features
+			WHERE license_id BETWEEN ? AND ? ORDER BY license_id, code`},
+		{&s.pageDevices, `SELECT id, license_id, hardware_id, active FROM devices
+			WHERE license_id BETWEEN ? AND ? ORDER BY license_id, hardware_id`},
+		{&s.blacklist, `SELECT hardware_id FROM blacklist WHERE product_id IN (0, ?)`},
 		{&s.ledger, `SELECT id, at, license_id, license_feature_id, feature, hardware_id, requested, applied, total, api_key, event
 			FROM consumption_ledger WHERE license_id = ? AND license_feature_id = ? ORDER BY id`},
 	} {
@@ -271,6 +283,102 @@ func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (co
 		return f, false, nil
 	}
 	return f, err == nil, err
+}
+
+// LicenseBundle implements store.Source. Its three reads are not one
+// snapshot; the Cache drops a bundle that a change may have overtaken.
+func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.LicenseBundle, bool, error) {
+	l, ok, err := b.LicenseByID(ctx, licenseID)
+	if err != nil || !ok {
+		return store.LicenseBundle{}, false, err
+	}
+	return b.bundle(ctx, l)
+}
+
+// LicenseBundleByKey implements store.Source, with LicenseBundle's caveat.
+func (b *Backend) LicenseBundleByKey(ctx context.Context, productID int64, key string) (store.LicenseBundle, bool, error) {
+	l, ok, err := b.LicenseByKey(ctx, productID, key)
+	if err != nil || !ok {
+		return store.LicenseBundle{}, false, err
+	}
+	return b.bundle(ctx, l)
+}
+
+// bundle reads the features and devices of license l.
+func (b *Backend) bundle(ctx context.Context, l consumption.License) (store.LicenseBundle, bool, error) {
+	lb := store.LicenseBundle{License: l}
+	var err error
+	lb.Features, err = queryAll(ctx, b.stmts.bundleFeatures, func(s scanner) (consumption.LicenseFeature, error) {
+		var f consumption.LicenseFeature
+		err := scanFeature(s, &f)
+		return f, err
+	}, l.ID)
+	if err != nil {
+		return store.LicenseBundle{}, false, err
+	}
+	lb.Devices, err = queryAll(ctx, b.stmts.bundleDevices, func(s scanner) (consumption.Device, error) {
+		d := consumption.Device{LicenseID: l.ID}
+		err := s.Scan(&d.ID, &d.HardwareID, &d.Active)
+		return d, err
+	}, l.ID)
+	if err != nil {
+		return store.LicenseBundle{}, false, err
+	}
+	return lb, true, nil
+}
+
+// LicenseBundles implements store.Source. Its three reads are not one
+// snapshot either.
+func (b *Backend) LicenseBundles(ctx context.Context, afterID int64, limit int) ([]store.LicenseBundle, error) {
+	lics, err := queryAll(ctx, b.stmts.licensePage, func(s scanner) (consumption.License, error) { return scanLicense(s) }, afterID, limit)
+	if err != nil || len(lics) == 0 {
+		return nil, err
+	}
+	first, last := lics[0].ID, lics[len(lics)-1].ID
+	features, err := queryAll(ctx, b.stmts.pageFeatures, func(s scanner) (consumption.LicenseFeature, error) {
+		var f consumption.LicenseFeature
+		err := scanFeature(s, &f)
+		return f, err
+	}, first, last)
+	if err != nil {
+		return nil, err
+	}
+	devices, err := queryAll(ctx, b.stmts.pageDevices, func(s scanner) (consumption.Device, error) {
+		var d consumption.Device
+		err := s.Scan(&d.ID, &d.LicenseID, &d.HardwareID, &d.Active)
+		return d, err
+	}, first, last)
+	if err != nil {
+		return nil, err
+	}
+	return store.GroupBundles(lics, features, devices), nil
+}
+
+// Blacklist implements store.Source.
+func (b *Backend) Blacklist(ctx context.Context, productID int64) ([]string, error) {
+	return queryAll(ctx, b.stmts.blacklist, func(s scanner) (string, error) {
+		var hw string
+		err := s.Scan(&hw)
+		return hw, err
+	}, productID)
+}
+
+// queryAll runs a read statement and returns its rows, each read by scan.
+func queryAll[T any](ctx context.Context, st *sql.Stmt, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // Ledger implements store.Backend.

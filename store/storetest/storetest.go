@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		fn   func(t *testing.T, b store.Backend)
 	}{
 		{"Definitions", testDefinitions},
+		{"Bundles", testBundles},
 		{"Consume", testConsume},
 		{"ConcurrentLimit", testConcurrentLimit},
 		{"ResetPeriod", testResetPeriod},
@@ -173,6 +175,131 @@ func testDefinitions(t *testing.T, b store.Backend) {
 	}
 	if _, ok, _ := b.Feature(ctx, 1001, "seats"); ok {
 		t.Error("a feature the license does not list was found")
+	}
+}
+
+// bundleSeed adds a license whose feature codes and hardware ids sort
+// differently in byte order than in a linguistic collation (upper case
+// first), to check the order store.LicenseBundle promises.
+const bundleSeed = `{
+ "products": [{"short_code": "bun", "name": "Bundles",
+   "features": [{"code": "beta"}, {"code": "Zed"}, {"code": "alpha"}]}],
+ "licenses": [{"product": "bun", "license_key": "BUN",
+   "features": [{"code": "beta"}, {"code": "Zed"}, {"code": "alpha"}],
+   "devices": [{"hardware_id": "hw-b"}, {"hardware_id": "HW-Z", "active": false}, {"hardware_id": "hw-a"}]}]
+}`
+
+// testBundles checks that a license's bundle holds what the single reads
+// return, in the promised order, and the per-product blacklists.
+func testBundles(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	lb, ok, err := b.LicenseBundle(ctx, 1001)
+	if err != nil || !ok {
+		t.Fatalf("bundle of 1001: %v %v", ok, err)
+	}
+	if l, _, _ := b.LicenseByID(ctx, 1001); !reflect.DeepEqual(lb.License, l) {
+		t.Errorf("bundle's license %+v, want %+v", lb.License, l)
+	}
+	var codes []string
+	for _, f := range lb.Features {
+		codes = append(codes, f.Code)
+		if want := mustFeature(t, b, 1001, f.Code); f != want {
+			t.Errorf("bundle's feature %+v, want %+v", f, want)
+		}
+	}
+	if want := []string{"daily", "export", "pro", "render"}; !reflect.DeepEqual(codes, want) {
+		t.Errorf("bundle's features %q, want %q", codes, want)
+	}
+	var hws []string
+	for _, d := range lb.Devices {
+		hws = append(hws, d.HardwareID)
+		if want, _, _ := b.Device(ctx, 1001, d.HardwareID); d != want {
+			t.Errorf("bundle's device %+v, want %+v", d, want)
+		}
+	}
+	if want := []string{"hw-1", "hw-off"}; !reflect.DeepEqual(hws, want) {
+		t.Errorf("bundle's devices %q, want %q", hws, want)
+	}
+	cad, _, _ := b.Product(ctx, "cad")
+	team, _, _ := b.Product(ctx, "team")
+	byKey, ok, err := b.LicenseBundleByKey(ctx, cad.ID, "AAAA-BBBB")
+	if err != nil || !ok || !reflect.DeepEqual(byKey.License, lb.License) || !slices.Equal(byKey.Features, lb.Features) ||
+		!slices.Equal(byKey.Devices, lb.Devices) {
+		t.Errorf("bundle by key %+v %v %v, want %+v", byKey, ok, err, lb)
+	}
+	for _, k := range []struct {
+		pid int64
+		key string
+	}{{cad.ID, "NOPE"}, {team.ID, "AAAA-BBBB"}} {
+		if _, ok, err := b.LicenseBundleByKey(ctx, k.pid, k.key); ok || err != nil {
+			t.Errorf("bundle by key %q of product %d: found %v, %v", k.key, k.pid, ok, err)
+		}
+	}
+	if lb, ok, err := b.LicenseBundle(ctx, 1003); err != nil || !ok || lb.License.Key != "CONS" ||
+		len(lb.Features) != 0 || len(lb.Devices) != 0 {
+		t.Errorf("bundle of 1003, without features or devices: %+v %v %v", lb, ok, err)
+	}
+	if _, ok, err := b.LicenseBundle(ctx, 999999); ok || err != nil {
+		t.Errorf("bundle of an unknown license: found %v, %v", ok, err)
+	}
+
+	importSeed(t, b, bundleSeed)
+	bun, _, _ := b.Product(ctx, "bun")
+	l, _, _ := b.LicenseByKey(ctx, bun.ID, "BUN")
+	lb, _, err = b.LicenseBundle(ctx, l.ID)
+	codes, hws = nil, nil
+	for _, f := range lb.Features {
+		codes = append(codes, f.Code)
+		if got, ok := lb.Feature(f.Code); !ok || got != f {
+			t.Errorf("Feature(%q) of the bundle: %+v %v", f.Code, got, ok)
+		}
+	}
+	for _, d := range lb.Devices {
+		hws = append(hws, d.HardwareID)
+		if got, ok := lb.Device(d.HardwareID); !ok || got != d {
+			t.Errorf("Device(%q) of the bundle: %+v %v", d.HardwareID, got, ok)
+		}
+	}
+	if want := []string{"Zed", "alpha", "beta"}; err != nil || !reflect.DeepEqual(codes, want) {
+		t.Errorf("features %q (%v), want byte order %q", codes, err, want)
+	}
+	if want := []string{"HW-Z", "hw-a", "hw-b"}; !reflect.DeepEqual(hws, want) {
+		t.Errorf("devices %q, want byte order %q", hws, want)
+	}
+
+	// A scan by pages of two finds every license, each bundle as read alone.
+	var scanned []int64
+	for after := int64(0); ; {
+		page, err := b.LicenseBundles(ctx, after, 2)
+		if err != nil {
+			t.Fatalf("bundles after %d: %v", after, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, got := range page {
+			scanned = append(scanned, got.License.ID)
+			want, _, _ := b.LicenseBundle(ctx, got.License.ID)
+			if !reflect.DeepEqual(got.License, want.License) || !slices.Equal(got.Features, want.Features) ||
+				!slices.Equal(got.Devices, want.Devices) {
+				t.Errorf("scanned bundle %+v, read alone %+v", got, want)
+			}
+		}
+		after = page[len(page)-1].License.ID
+	}
+	if len(scanned) != 4 || !slices.IsSorted(scanned) || scanned[0] != 1001 || scanned[1] != 1003 {
+		t.Errorf("scanned licenses %v, want 1001, 1003 and the two with generated ids, in id order", scanned)
+	}
+
+	for _, c := range []struct {
+		pid  int64
+		want []string
+	}{{cad.ID, []string{"hw-bad", "hw-everywhere"}}, {team.ID, []string{"hw-everywhere"}}, {bun.ID, []string{"hw-everywhere"}}} {
+		got, err := b.Blacklist(ctx, c.pid)
+		slices.Sort(got)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("blacklist of product %d: %q %v, want %q", c.pid, got, err, c.want)
+		}
 	}
 }
 
