@@ -52,6 +52,7 @@
 //	-postgres <dsn>           the API runs use `store postgres <dsn>` instead of SQLite
 //	-json <path>              also write the report as JSON
 //	-cpuprofile <dir>         save a CPU profile of Caddy over each API run's measured window into dir
+//	-cache-warm               the API runs set `cache { warm on }`: every license is read into the cache at start-up
 //
 // With -postgres every run imports its seed into the same database, which
 // keeps what earlier runs (and earlier benchmarks) imported and recorded: a
@@ -90,6 +91,7 @@ type config struct {
 	startTimeout time.Duration // for Caddy to serve, the seed import included
 	postgres     string        // DSN; empty for SQLite
 	profileDir   string        // where Caddy's CPU profile of each API run goes; empty for none
+	cacheWarm    bool          // the API runs warm the definitions cache at start-up
 	progress     io.Writer     // where progress lines go
 }
 
@@ -130,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", cfg.startTimeout, "how long Caddy may take to serve, seed import included")
 	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL `dsn`: the API runs use `store postgres <dsn>` instead of SQLite")
 	fs.StringVar(&cfg.profileDir, "cpuprofile", "", "save a CPU profile of Caddy (from its admin /debug/pprof) over each API run's measured window into `dir`")
+	fs.BoolVar(&cfg.cacheWarm, "cache-warm", false, "the API runs set `cache { warm on }`, reading every license into the cache at start-up")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this `path`")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
@@ -339,8 +342,11 @@ func runAPI(ctx context.Context, cfg config, bin, root string, kt signing.KeyTyp
 		company_id 276
 		%s
 		seed %s
+		cache {
+			warm %s
+		}
 	}
-	respond "not an API path" 404`, benchAPIKey, sharedKeyEnv, keyPath, storeLine, seedPath)
+	respond "not an API path" 404`, benchAPIKey, sharedKeyEnv, keyPath, storeLine, seedPath, onOff(cfg.cacheWarm))
 
 	logf("%s: starting caddy (%s store; importing the seed)", res.Name, storeName)
 	t0 := time.Now()
@@ -514,4 +520,11 @@ func joinKeyTypes(kts []signing.KeyType) string {
 		s[i] = string(kt)
 	}
 	return strings.Join(s, ",")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

@@ -82,6 +82,9 @@ type ConfigSummary struct {
 	HotShare    float64 `json:"hot_share"`
 	// Store is the API runs' backend: "sqlite" or "postgres".
 	Store string `json:"store"`
+	// CacheWarm is whether the API runs read every license into the cache
+	// at start-up.
+	CacheWarm bool `json:"cache_warm"`
 }
 
 // SignResult is the raw signing rate of one key type.
@@ -208,7 +211,8 @@ func newReport(cfg config) *Report {
 		Machine: MachineInfo{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 			GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version()},
 		Config: ConfigSummary{Connections: cfg.connections, WarmupSeconds: cfg.warmup.Seconds(),
-			DurationSeconds: cfg.duration.Seconds(), HotLicenses: cfg.hotLicenses, HotShare: cfg.hotShare, Store: store},
+			DurationSeconds: cfg.duration.Seconds(), HotLicenses: cfg.hotLicenses, HotShare: cfg.hotShare, Store: store,
+			CacheWarm: cfg.cacheWarm},
 		Failures: []string{},
 		Warnings: []string{},
 		Checks:   []Check{},
@@ -347,8 +351,8 @@ func (rep *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nlicensebench: %s/%s, %d CPUs, GOMAXPROCS %d, %s\n", rep.Machine.OS, rep.Machine.Arch,
 		rep.Machine.CPUs, rep.Machine.GOMAXPROCS, rep.Machine.GoVersion)
 	fmt.Fprintf(w, "load: %d connections, closed loop, signed POST add_feature_consumption; %gs warm-up, %gs measured per run;\n"+
-		"      %g%% of requests to the hottest %g%% of licenses, the rest to any; API store: %s\n",
-		c.Connections, c.WarmupSeconds, c.DurationSeconds, c.HotShare*100, c.HotLicenses*100, c.Store)
+		"      %g%% of requests to the hottest %g%% of licenses, the rest to any; API store: %s, cache warm %s\n",
+		c.Connections, c.WarmupSeconds, c.DurationSeconds, c.HotShare*100, c.HotLicenses*100, c.Store, onOff(c.CacheWarm))
 	fmt.Fprintf(w, "total time %.0fs\n", rep.TotalSeconds)
 
 	if len(rep.Signing) > 0 {
