@@ -2,7 +2,16 @@ package sqlite
 
 // schemaVersion is stored in PRAGMA user_version; a later schema change
 // adds a migration from the version before it.
-const schemaVersion = 1
+const schemaVersion = 2
+
+// migrations[v] brings a database of schema version v to version v+1.
+var migrations = map[int]string{
+	// Version 2 drops the ledger's index by license and feature: every
+	// consumption wrote one more page for it, at a random place once
+	// licenses are many (the commit's WAL writes and checkpoints grew
+	// with it), while only audits read the ledger by license.
+	1: `DROP INDEX IF EXISTS consumption_ledger_by_counter`,
+}
 
 // schema creates the tables on first open. Booleans are 0/1 integers, times
 // are Unix milliseconds (NULL for "never"), and blacklist.product_id 0 bars a
@@ -103,6 +112,7 @@ CREATE TABLE IF NOT EXISTS blacklist (
 	PRIMARY KEY (hardware_id, product_id)
 );
 -- license_feature_id is 0 (and feature '') for license-level consumptions.
+-- Its only index is its id, the order it is written in (see migrations).
 CREATE TABLE IF NOT EXISTS consumption_ledger (
 	id INTEGER PRIMARY KEY,
 	at INTEGER NOT NULL,
@@ -116,7 +126,6 @@ CREATE TABLE IF NOT EXISTS consumption_ledger (
 	api_key TEXT NOT NULL,
 	event TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
 `
 
 // featureColumns are read, in this order, by scanFeature.

@@ -99,6 +99,8 @@ func createSchema(db *sql.DB) error {
 		return err
 	}
 	switch {
+	case version > 0 && version < schemaVersion:
+		return migrate(db, version)
 	case version == schemaVersion:
 		return nil
 	case version == 0 && tables == 0:
@@ -111,6 +113,25 @@ func createSchema(db *sql.DB) error {
 		return errors.New("database was made by a development build before schema versions; move it away and restart to create a new one")
 	}
 	return fmt.Errorf("database has schema version %d, this build knows %d", version, schemaVersion)
+}
+
+// migrate brings the schema from version to schemaVersion in one
+// transaction.
+func migrate(db *sql.DB, version int) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for v := version; v < schemaVersion; v++ {
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			return fmt.Errorf("migrating schema version %d to %d: %w", v, v+1, err)
+		}
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close finishes queued consumptions, then closes the database.

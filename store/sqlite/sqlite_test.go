@@ -101,3 +101,39 @@ func consumeRender(b *Backend, n int64) (consumption.FeatureOutcome, error) {
 		Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
 	})
 }
+
+// TestMigrateFromVersion1 opens a database as schema version 1 left it (with
+// the ledger index by counter) and checks that it is brought to the current
+// version, keeping its data.
+func TestMigrateFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "license_api.db")
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importInto(t, b, storetest.Seed)
+	if _, err := consumeRender(b, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.write.Exec(`CREATE INDEX consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
+		PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = open2(t, path)
+	var version, indexes int
+	if err := b.write.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.write.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'consumption_ledger_by_counter'`).Scan(&indexes); err != nil {
+		t.Fatal(err)
+	}
+	if version != schemaVersion || indexes != 0 {
+		t.Errorf("after opening a version 1 database: version %d with %d ledger index; want %d without", version, indexes, schemaVersion)
+	}
+	if out, err := consumeRender(b, 1); err != nil || out.Total != 4 {
+		t.Errorf("consuming after the migration: total %d, %v; want 4", out.Total, err)
+	}
+}
