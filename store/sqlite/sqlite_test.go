@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 func TestTwoWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "license_api.db")
 	stores := [2]*Backend{open2(t, path), open2(t, path)}
-	importInto(t, stores[0], storetest.Seed)
+	storetest.ImportSeed(t, stores[0], storetest.Seed)
 	var total int64
 	for i, n := range []int64{3, 4, 1, 2, 5} {
 		out, err := consumeRender(stores[i%2], n)
@@ -48,11 +48,11 @@ func TestTwoWriters(t *testing.T) {
 func TestWriteConnectionReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "license_api.db")
 	a, b := open2(t, path), open2(t, path)
-	importInto(t, a, storetest.Seed)
+	storetest.ImportSeed(t, a, storetest.Seed)
 	if out, err := consumeRender(a, 40); err != nil || out.Total != 40 {
 		t.Fatalf("consuming 40: %+v, %v", out, err)
 	}
-	importInto(t, b, `{"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 10}]}],
+	storetest.ImportSeed(t, b, `{"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 10}]}],
 		"licenses": [{"id": 1001, "product": "cad", "license_key": "AAAA-BBBB", "features": [{"code": "render", "id": 5001}]}]}`)
 	c, err := a.write.Conn(context.Background())
 	if err != nil {
@@ -70,7 +70,7 @@ func TestWriteConnectionReplaced(t *testing.T) {
 func TestTwoStoresExactLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "license_api.db")
 	a, b := open2(t, path), open2(t, path)
-	importInto(t, a, storetest.Seed)
+	storetest.ImportSeed(t, a, storetest.Seed)
 	storetest.ExactLimit(t, []store.Backend{a, b}, 1001, 5001, 300, 100)
 }
 
@@ -82,17 +82,6 @@ func open2(t *testing.T, path string) *Backend {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
-}
-
-func importInto(t *testing.T, b *Backend, seed string) {
-	t.Helper()
-	p, err := store.ParseSeed("seed.json", []byte(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Import(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func consumeRender(b *Backend, n int64) (consumption.FeatureOutcome, error) {
@@ -111,7 +100,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	importInto(t, b, storetest.Seed)
+	storetest.ImportSeed(t, b, storetest.Seed)
 	if _, err := consumeRender(b, 3); err != nil {
 		t.Fatal(err)
 	}

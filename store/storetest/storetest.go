@@ -80,13 +80,14 @@ func Run(t *testing.T, open Opener) {
 					t.Errorf("close: %v", err)
 				}
 			})
-			importSeed(t, b, Seed)
+			ImportSeed(t, b, Seed)
 			tt.fn(t, b)
 		})
 	}
 }
 
-func importSeed(t *testing.T, b store.Backend, seed string) {
+// ImportSeed parses seed and imports it into b, failing t on any error.
+func ImportSeed(t *testing.T, b store.Backend, seed string) {
 	t.Helper()
 	p, err := store.ParseSeed("seed.json", []byte(seed))
 	if err != nil {
@@ -243,7 +244,7 @@ func testBundles(t *testing.T, b store.Backend) {
 		t.Errorf("bundle of an unknown license: found %v, %v", ok, err)
 	}
 
-	importSeed(t, b, bundleSeed)
+	ImportSeed(t, b, bundleSeed)
 	bun, _, _ := b.Product(ctx, "bun")
 	l, _, _ := b.LicenseByKey(ctx, bun.ID, "BUN")
 	lb, _, err = b.LicenseBundle(ctx, l.ID)
@@ -455,7 +456,7 @@ func testReimport(t *testing.T, b store.Backend) {
 		t.Fatal(err)
 	}
 	// The same file again (every Caddy reload does this) keeps the counter.
-	importSeed(t, b, Seed)
+	ImportSeed(t, b, Seed)
 	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 40 {
 		t.Fatalf("after re-import: total %d, %v; want 40 kept", out.Total, err)
 	}
@@ -464,7 +465,7 @@ func testReimport(t *testing.T, b store.Backend) {
 		{"code": "render", "name": "Render 2", "max_consumption": 500}]}],
 	 "licenses": [{"id": 1001, "product": "cad", "license_key": "AAAA-BBBB", "enabled": false,
 		"features": [{"code": "render", "id": 5001}]}]}`
-	importSeed(t, b, changed)
+	ImportSeed(t, b, changed)
 	ctx := context.Background()
 	if p, _, _ := b.Product(ctx, "cad"); p.Name != "CAD Suite 2" {
 		t.Errorf("product name not updated: %q", p.Name)
@@ -486,11 +487,11 @@ func testReimport(t *testing.T, b store.Backend) {
 	setTotal := `{"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 500}]}],
 	 "licenses": [{"id": 1001, "product": "cad", "license_key": "AAAA-BBBB",
 		"features": [{"code": "render", "total_consumptions": 7}]}]}`
-	importSeed(t, b, setTotal)
+	ImportSeed(t, b, setTotal)
 	if out, err := consume(b, 5001, 1, at); err != nil || out.Total != 8 {
 		t.Errorf("after setting total 7: total %d, %v; want 8", out.Total, err)
 	}
-	importSeed(t, b, setTotal)
+	ImportSeed(t, b, setTotal)
 	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 8 {
 		t.Errorf("re-importing total 7 reset the counter: total %d, %v; want 8", out.Total, err)
 	}
@@ -562,7 +563,7 @@ func testActivation(t *testing.T, b store.Backend) {
 	}
 
 	// Re-importing the seed (every reload does) keeps what activations did.
-	importSeed(t, b, Seed)
+	ImportSeed(t, b, Seed)
 	if l, _, _ := b.LicenseByKey(ctx, cad.ID, "CONS"); !l.Active {
 		t.Error("re-importing the seed deactivated an activated license")
 	}
@@ -648,7 +649,7 @@ func testPasswords(t *testing.T, b store.Backend) {
 	if h, _ := b.PasswordHash(ctx, lics[0].ID, "ana@example.com"); h != "" {
 		t.Errorf("ana has no password in the seed but a hash %q", h)
 	}
-	importSeed(t, b, Seed)
+	ImportSeed(t, b, Seed)
 	if again, _ := b.PasswordHash(ctx, lics[0].ID, "bob@example.com"); again != hash {
 		t.Error("re-importing the seed re-hashed an unchanged password")
 	}
@@ -659,7 +660,7 @@ func testPasswords(t *testing.T, b store.Backend) {
 // survive with its own id.
 func testGeneratedIDs(t *testing.T, b store.Backend) {
 	ctx := context.Background()
-	importSeed(t, b, `{"products": [{"short_code": "gen", "features": [{"code": "a", "max_consumption": 1}, {"code": "b", "max_consumption": 1}]}],
+	ImportSeed(t, b, `{"products": [{"short_code": "gen", "features": [{"code": "a", "max_consumption": 1}, {"code": "b", "max_consumption": 1}]}],
 	 "licenses": [
 	  {"product": "gen", "license_key": "GEN-1", "features": [{"code": "a"}, {"code": "b"}]},
 	  {"id": 1004, "product": "gen", "license_key": "GEN-2", "features": [{"code": "a", "id": 5005}]},
