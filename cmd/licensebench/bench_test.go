@@ -63,6 +63,9 @@ func TestRunSmoke(t *testing.T) {
 	if r.SignCPUPerSignatureUs <= 0 || r.CPUPerRequestInSignatures <= 0 {
 		t.Errorf("signing beside the run: %g µs per signature, %g signatures per request", r.SignCPUPerSignatureUs, r.CPUPerRequestInSignatures)
 	}
+	if r.StaticBesideRPS <= 0 {
+		t.Errorf("static beside the run: %.0f/s", r.StaticBesideRPS)
+	}
 	if r.ServerAnswers["ok"] == 0 {
 		t.Errorf("server answers %v; want some ok", r.ServerAnswers)
 	}

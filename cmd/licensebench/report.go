@@ -165,6 +165,11 @@ type RunResult struct {
 	// ceiling.
 	SignCPUPerSignatureUs     float64 `json:"sign_cpu_per_signature_us,omitempty"`
 	CPUPerRequestInSignatures float64 `json:"cpu_per_request_in_signatures,omitempty"`
+	// StaticBesideRPS is the throughput of a static `respond` served by the
+	// same Caddy, measured with the same client just before the run's load:
+	// the ceiling under the run's own machine conditions. Absent for the
+	// static ceiling itself.
+	StaticBesideRPS float64 `json:"static_beside_requests_per_second,omitempty"`
 	// PeakRSSMB is Caddy's peak resident set (VmHWM) at the end of the run,
 	// start-up and seed import included, and EndRSSMB its resident set
 	// then (VmRSS), both in MB (10^6 bytes).
@@ -316,9 +321,14 @@ func (rep *Report) evaluate(cfg config) {
 	}
 	if r := find(signing.ECDSAP256, many); r != nil {
 		if st := rep.Static; st != nil {
-			add(r.Name+": throughput ÷ static respond ceiling", r.RequestsPerSecond/st.RequestsPerSecond, ">=", targetCeilingShare, "",
-				fmt.Sprintf("in CPU, (Caddy + client) per request, static ÷ this run: %.2f",
-					(st.CaddyCPUPerRequestUs+st.ClientCPUPerRequestUs)/(r.CaddyCPUPerRequestUs+r.ClientCPUPerRequestUs)))
+			note := fmt.Sprintf("in CPU, (Caddy + client) per request, static ÷ this run: %.2f",
+				(st.CaddyCPUPerRequestUs+st.ClientCPUPerRequestUs)/(r.CaddyCPUPerRequestUs+r.ClientCPUPerRequestUs))
+			if r.StaticBesideRPS > 0 {
+				add(r.Name+": throughput ÷ static respond ceiling measured beside it", r.RequestsPerSecond/r.StaticBesideRPS, ">=", targetCeilingShare, "",
+					fmt.Sprintf("÷ the first static run instead: %.2f; %s", r.RequestsPerSecond/st.RequestsPerSecond, note))
+			} else {
+				add(r.Name+": throughput ÷ static respond ceiling", r.RequestsPerSecond/st.RequestsPerSecond, ">=", targetCeilingShare, "", note)
+			}
 		}
 		name := fmt.Sprintf("%s: p99 latency at %d connections", r.Name, r.Connections)
 		if r.Connections != targetP99Connections {
@@ -373,9 +383,13 @@ func (rep *Report) print(w io.Writer) {
 		name := padNames(runs)
 		fmt.Fprintln(w, "\n== Throughput and latency (client view; only 200s count as answered) ==")
 		tw := newTable(w)
-		fmt.Fprintln(tw, name("run")+"\treq/s\tp50\tp99\tp99.9\tmax\tanswered\tnon-200\terrors\t")
+		fmt.Fprintln(tw, name("run")+"\treq/s\tstatic beside\tp50\tp99\tp99.9\tmax\tanswered\tnon-200\terrors\t")
 		for _, r := range runs {
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", name(r.Name), r.RequestsPerSecond,
+			beside := "-"
+			if r.StaticBesideRPS > 0 {
+				beside = fmt.Sprintf("%.0f", r.StaticBesideRPS)
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", name(r.Name), r.RequestsPerSecond, beside,
 				ms(r.P50Ms), ms(r.P99Ms), ms(r.P999Ms), ms(r.MaxMs), r.Answered, r.nonOKTotal(), r.TransportErrors)
 		}
 		tw.Flush()
