@@ -175,7 +175,7 @@ func (p *planner) planBlacklist(blacklist []seedBlacklistEntry) error {
 		if sb.Product != "" && p.products[sb.Product] == nil {
 			return p.fail("unknown product %q", sb.Product)
 		}
-		p.out.Blacklist = append(p.out.Blacklist, PlanBlacklistEntry{HardwareID: sb.HardwareID, Product: sb.Product})
+		p.out.Blacklist = append(p.out.Blacklist, PlanBlacklistEntry(sb))
 	}
 	return nil
 }
