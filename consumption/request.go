@@ -88,8 +88,11 @@ var fieldTypes = map[string]string{
 // which knows the product's authorization method.
 func DecodeFeatureConsumption(body []byte) (*FeatureConsumptionRequest, error) {
 	var r FeatureConsumptionRequest
-	if err := decodeObject(body, &r); err != nil {
-		return nil, err
+	if !decodeFast(body, &r.LicenseRequest, &r.LicenseConsumptionRequest, &r.Feature) {
+		r = FeatureConsumptionRequest{}
+		if err := decodeObject(body, &r); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.validate(); err != nil {
 		return nil, err
@@ -106,8 +109,11 @@ func DecodeFeatureConsumption(body []byte) (*FeatureConsumptionRequest, error) {
 // DecodeLicenseConsumption parses and validates an add_consumption body.
 func DecodeLicenseConsumption(body []byte) (*LicenseConsumptionRequest, error) {
 	var r LicenseConsumptionRequest
-	if err := decodeObject(body, &r); err != nil {
-		return nil, err
+	if !decodeFast(body, &r.LicenseRequest, &r, nil) {
+		r = LicenseConsumptionRequest{}
+		if err := decodeObject(body, &r); err != nil {
+			return nil, err
+		}
 	}
 	return &r, r.validate()
 }
@@ -116,8 +122,11 @@ func DecodeLicenseConsumption(body []byte) (*LicenseConsumptionRequest, error) {
 // deactivate_license body.
 func DecodeLicenseRequest(body []byte) (*LicenseRequest, error) {
 	var r LicenseRequest
-	if err := decodeObject(body, &r); err != nil {
-		return nil, err
+	if !decodeFast(body, &r, nil, nil) {
+		r = LicenseRequest{}
+		if err := decodeObject(body, &r); err != nil {
+			return nil, err
+		}
 	}
 	return &r, r.validate()
 }
