@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -32,6 +33,9 @@ type Backend struct {
 	write *sql.DB
 	stmts readStmts
 	w     *committer
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -135,9 +139,13 @@ func migrate(db *sql.DB, version int) error {
 }
 
 // Close finishes queued consumptions, then closes the database.
+// Closing again returns the first Close's result.
 func (b *Backend) Close() error {
-	b.w.close()
-	return b.closeDBs()
+	b.closeOnce.Do(func() {
+		b.w.close()
+		b.closeErr = b.closeDBs()
+	})
+	return b.closeErr
 }
 
 func (b *Backend) closeDBs() error {

@@ -111,6 +111,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.Close(); err != nil { // a second Close is harmless
+		t.Fatal(err)
+	}
 	b = open2(t, path)
 	var version, indexes int
 	if err := b.write.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
