@@ -118,7 +118,7 @@ func appendLedgerRows(rows int) string {
 
 // settingsGuard compares the settings columns of a counter row (the same in
 // licenses and license_features) with those of a consumption.Settings, in
-// the order settingsArgs gives them.
+// the order setCounter gives them.
 const settingsGuard = ` AND max_consumption = ? AND allow_unlimited = ? AND allow_overages = ?
 	AND max_overages = ? AND allow_negative = ? AND reset_consumption = ? AND consumption_period = ?`
 
@@ -337,6 +337,7 @@ const maxCounterRows = 16384
 // decided with and its value in the database and after the consumptions of
 // the batch under way.
 type counterRow struct {
+	key      rowKey
 	feature  consumption.LicenseFeature // feature rows; zero for a license's own counter
 	settings consumption.Settings
 	stored   consumption.Counter
@@ -352,7 +353,6 @@ type counterRow struct {
 type counterRows struct {
 	m     map[rowKey]*counterRow
 	dirty []*counterRow // in the order the batch first changed them
-	ids   []rowKey      // of dirty, for the writes
 }
 
 // rowKey names a counter row: its table and id.
@@ -365,15 +365,14 @@ func newCounterRows() counterRows { return counterRows{m: map[rowKey]*counterRow
 
 func (r *counterRows) clear() {
 	clear(r.m)
-	r.dirty, r.ids = r.dirty[:0], r.ids[:0]
+	r.dirty = r.dirty[:0]
 }
 
 // set records that the batch changed row to next.
-func (r *counterRows) set(k rowKey, row *counterRow, next consumption.Counter) {
+func (r *counterRows) set(row *counterRow, next consumption.Counter) {
 	if !row.dirty {
 		row.dirty = true
 		r.dirty = append(r.dirty, row)
-		r.ids = append(r.ids, k)
 	}
 	row.cur = next
 }
@@ -385,7 +384,7 @@ func (t *writeTx) featureRow(ctx context.Context, id int64) (*counterRow, error)
 	if row := t.w.rows.m[k]; row != nil {
 		return row, nil
 	}
-	row := new(counterRow)
+	row := &counterRow{key: k}
 	err := scanFeature(t.stmt(readFeatureRow).QueryRowContext(ctx, id), &row.feature, &row.stored.Total, &row.stored.PeriodStart)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -405,7 +404,7 @@ func (t *writeTx) licenseRow(ctx context.Context, id int64) (*counterRow, error)
 	if row := t.w.rows.m[k]; row != nil {
 		return row, nil
 	}
-	row := new(counterRow)
+	row := &counterRow{key: k}
 	s := &row.settings
 	var period string
 	err := t.stmt(readLicenseCounter).QueryRowContext(ctx, id).Scan(&s.MaxConsumption, &s.AllowUnlimited,
@@ -442,12 +441,12 @@ func (t *writeTx) flush(ctx context.Context) error {
 		}
 	}
 	r := &t.w.rows
-	for i, row := range r.dirty {
+	for _, row := range r.dirty {
 		stmt := updateFeatureCounter
-		if r.ids[i].license {
+		if row.key.license {
 			stmt = updateLicenseCounter
 		}
-		if err := t.setCounter(ctx, stmt, r.ids[i].id, row); err != nil {
+		if err := t.setCounter(ctx, stmt, row); err != nil {
 			return err
 		}
 	}
@@ -456,7 +455,7 @@ func (t *writeTx) flush(ctx context.Context) error {
 	for _, row := range r.dirty {
 		row.stored, row.dirty = row.cur, false
 	}
-	r.dirty, r.ids = r.dirty[:0], r.ids[:0]
+	r.dirty = r.dirty[:0]
 	return nil
 }
 
@@ -476,7 +475,7 @@ func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsu
 		}
 		f := &row.feature
 		t.appendLedger(c.Time.UnixMilli(), c.LicenseID, f.ID, f.Code, c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event)
-		t.w.rows.set(rowKey{id: f.ID}, row, next)
+		t.w.rows.set(row, next)
 		out = consumption.FeatureOutcome{Feature: *f, Total: next.Total, Applied: applied}
 		return nil, nil
 	})
@@ -498,7 +497,7 @@ func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsu
 			return refusal, nil
 		}
 		t.appendLedger(c.Time.UnixMilli(), c.LicenseID, 0, "", c.HardwareID, c.Requested, applied, next.Total, c.APIKey, c.Event)
-		t.w.rows.set(rowKey{license: true, id: c.LicenseID}, row, next)
+		t.w.rows.set(row, next)
 		out = consumption.LicenseOutcome{LicenseID: c.LicenseID, Settings: row.settings, Total: next.Total, Applied: applied}
 		return nil, nil
 	})
@@ -561,15 +560,15 @@ func (b *Backend) Deactivate(ctx context.Context, d consumption.DeviceChange) er
 }
 
 // setCounter writes a counter with the compare-and-set guard.
-func (t *writeTx) setCounter(ctx context.Context, stmt int, id int64, row *counterRow) error {
+func (t *writeTx) setCounter(ctx context.Context, stmt int, row *counterRow) error {
 	s := &row.settings
-	res, err := t.stmt(stmt).ExecContext(ctx, row.cur.Total, row.cur.PeriodStart, id, row.stored.Total, row.stored.PeriodStart,
+	res, err := t.stmt(stmt).ExecContext(ctx, row.cur.Total, row.cur.PeriodStart, row.key.id, row.stored.Total, row.stored.PeriodStart,
 		s.MaxConsumption, s.AllowUnlimited, s.AllowOverages, s.MaxOverages, s.AllowNegative, s.ResetConsumption, string(s.Period))
 	if err != nil {
 		return fmt.Errorf("updating counter: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("counter or settings of row %d changed under the write lock (%d rows, %v)", id, n, err)
+		return fmt.Errorf("counter or settings of row %d changed under the write lock (%d rows, %v)", row.key.id, n, err)
 	}
 	return nil
 }
