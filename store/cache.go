@@ -42,6 +42,9 @@ const (
 	DefaultCacheTTL     = 5 * time.Minute
 )
 
+// minCounters is the fewest admission counters a cache gets, however small.
+const minCounters = 64
+
 // NewCache returns a Cache of at most maxEntries entries (0 for
 // DefaultCacheEntries), each kept at most ttl (0 for DefaultCacheTTL).
 func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) {
@@ -57,7 +60,9 @@ func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) 
 		// entries the cache holds, and this one is full only with half a
 		// million licenses in use within a ttl. One per entry keeps its
 		// admission policy working, with rougher estimates, for 4 MB.
-		NumCounters: maxEntries,
+		// Ristretto's sketch needs some counters to index at all: with one
+		// it panics on its first set.
+		NumCounters: max(maxEntries, minCounters),
 		MaxCost:     maxEntries, // every entry costs 1
 		// Without this, ristretto adds its own bookkeeping (56 bytes) to
 		// each entry's cost, and the cache would hold not maxEntries but

@@ -351,3 +351,22 @@ func TestCacheLicenseByKeyLoadsBundle(t *testing.T) {
 		t.Errorf("%d backend reads for a key, its license's device and feature, and the key again; want 1", d.calls)
 	}
 }
+
+// TestCacheOfOneEntry checks that the smallest cache max_entries allows
+// works: ristretto's admission sketch panicked with a single counter.
+func TestCacheOfOneEntry(t *testing.T) {
+	d := &countingDefs{}
+	c, err := NewCache(d, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 2 {
+		if l, ok, err := c.LicenseByID(context.Background(), 7); !ok || err != nil || l.ID != 7 {
+			t.Fatalf("license 7: %+v %v %v", l, ok, err)
+		}
+	}
+	if d.calls != 1 {
+		t.Errorf("%d backend reads for one license twice, want 1", d.calls)
+	}
+}
