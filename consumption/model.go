@@ -51,21 +51,17 @@ const (
 	SubscriptionType LicenseType = "subscription"
 )
 
-// License is a product license.
+// License is a product license. Its booleans come last, where they pack
+// into one word: a cache holds one License per license in use.
 type License struct {
 	ID        int64
 	ProductID int64
 	// Key is the license key of a key-based license; empty for user-based ones.
-	Key     string
-	Enabled bool
-	// Active is false until the first activation (or the seed says so).
-	Active bool
+	Key string
 	// ValidityPeriod is when the license expires; the zero time means never.
-	ValidityPeriod            time.Time
-	Type                      LicenseType
-	IsTrial                   bool
-	MaxActivations            int64
-	AllowUnlimitedActivations bool
+	ValidityPeriod time.Time
+	Type           LicenseType
+	MaxActivations int64
 	// Consumption holds the license-level counter's rules, which apply to
 	// consumption licenses only.
 	Consumption Settings
@@ -73,6 +69,12 @@ type License struct {
 	// JavaScript's JSON.stringify writes, so they are sent as they are.
 	Customer string
 	Metadata string
+
+	Enabled bool
+	// Active is false until the first activation (or the seed says so).
+	Active                    bool
+	IsTrial                   bool
+	AllowUnlimitedActivations bool
 }
 
 // Expired reports whether the license's validity period has passed at now.
@@ -99,19 +101,21 @@ const (
 )
 
 // Settings are the rules of one license feature's counter: the product
-// feature's values with the license's overrides applied.
+// feature's values with the license's overrides applied. Its booleans come
+// last, where they pack into one word.
 type Settings struct {
-	MaxConsumption   int64
-	AllowUnlimited   bool
-	AllowOverages    bool
-	MaxOverages      int64
-	AllowNegative    bool
-	ResetConsumption bool
+	MaxConsumption int64
+	MaxOverages    int64
 	// Period is when the counter returns to 0; it applies only with
 	// ResetConsumption.
-	Period          Period
-	IsFloating      bool
-	IsFloatingCloud bool
+	Period Period
+
+	AllowUnlimited   bool
+	AllowOverages    bool
+	AllowNegative    bool
+	ResetConsumption bool
+	IsFloating       bool
+	IsFloatingCloud  bool
 }
 
 // LicenseFeature is a feature as assigned to one license.
