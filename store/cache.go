@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -27,6 +28,12 @@ type Cache struct {
 	c          *ristretto.Cache[string, any]
 	ttl        time.Duration
 	maxEntries int64
+	keys       keyIndex
+	// hits and misses count lookups served from memory and from the
+	// backend. Ristretto's own metrics would count them too, but also keep
+	// an admission time for up to 100,000 keys: some 90 bytes per cached
+	// license that nothing here reads.
+	hits, misses atomic.Uint64
 	// clock is the generation, moved by Clear and ForgetLicense. A load
 	// stores its result only if the clock has not moved since it began,
 	// checked under mu's read lock; Clear and ForgetLicense move it and
@@ -69,12 +76,11 @@ func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) 
 		// 1/57th of it.
 		IgnoreInternalCost: true,
 		BufferItems:        64,
-		Metrics:            true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{next: next, c: c, ttl: ttl, maxEntries: maxEntries}, nil
+	return &Cache{next: next, c: c, ttl: ttl, maxEntries: maxEntries, keys: keyIndex{m: map[keyOfProduct]int64{}}}, nil
 }
 
 // Clear drops every entry, after definitions changed. A read that started
@@ -85,11 +91,12 @@ func (c *Cache) Clear() {
 	defer c.mu.Unlock()
 	c.clock.Add(1)
 	c.c.Clear()
+	c.keys.clear()
 }
 
 // Stats returns how many lookups were served from memory and how many read
 // the backend.
-func (c *Cache) Stats() (hits, misses uint64) { return c.c.Metrics.Hits(), c.c.Metrics.Misses() }
+func (c *Cache) Stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
 
 // Close releases the cache's goroutines.
 func (c *Cache) Close() { c.c.Close() }
@@ -97,8 +104,10 @@ func (c *Cache) Close() { c.c.Close() }
 // lookup returns the cached value for key, or loads, caches and returns it.
 func lookup[T any](c *Cache, key string, load func() (T, error)) (T, error) {
 	if v, ok := c.c.Get(key); ok {
+		c.hits.Add(1)
 		return v.(T), nil
 	}
+	c.misses.Add(1)
 	gen := c.clock.Load()
 	v, err := load()
 	if err != nil {
@@ -118,6 +127,12 @@ type entry struct {
 // generation gen, unless a Clear or ForgetLicense has come since; it
 // reports whether none had.
 func (c *Cache) store(gen uint64, entries ...entry) bool {
+	return c.storeKeyed(gen, nil, entries...)
+}
+
+// storeKeyed is store that also indexes the key-based licenses among
+// keyed, which must be the same bundles as those stored.
+func (c *Cache) storeKeyed(gen uint64, keyed []*LicenseBundle, entries ...entry) bool {
 	stored := false
 	c.mu.RLock()
 	current := c.clock.Load() == gen
@@ -125,6 +140,7 @@ func (c *Cache) store(gen uint64, entries ...entry) bool {
 		for _, e := range entries {
 			stored = c.c.SetWithTTL(e.key, e.v, 1, c.ttl) || stored
 		}
+		c.keys.add(c.maxEntries, keyed)
 	}
 	c.mu.RUnlock()
 	if stored {
@@ -169,10 +185,57 @@ func (c *Cache) Product(ctx context.Context, shortCode string) (consumption.Prod
 	})
 }
 
-// Licenses are cached by id ('l'), as bundles; lookups by key ('k') and by
-// user ('u') cache only ids. A change to a license then invalidates one
-// entry, whatever it is addressed by, which is what a node told "license 7
-// changed" by another node can do.
+// Licenses are cached by id ('l'), as bundles; lookups by key (the key
+// index) and by user ('u') hold only ids. A change to a license then
+// invalidates one entry, whatever it is addressed by, which is what a node
+// told "license 7 changed" by another node can do.
+
+// keyIndex maps the license keys of licenses in the cache to their ids.
+// A key names the same license until an import, which clears the cache, so
+// an entry needs no ttl and outlives its bundle's; only keys of stored
+// licenses get in, so clients can't grow it, and it is cleared whole should
+// it ever reach maxEntries. An entry costs some 60 bytes, its key sharing
+// the bundle's string, where a ristretto entry costs three times that.
+type keyIndex struct {
+	mu sync.RWMutex
+	m  map[keyOfProduct]int64
+}
+
+type keyOfProduct struct {
+	productID int64
+	key       string
+}
+
+func (x *keyIndex) get(productID int64, key string) (int64, bool) {
+	x.mu.RLock()
+	id, ok := x.m[keyOfProduct{productID, key}]
+	x.mu.RUnlock()
+	return id, ok
+}
+
+// add indexes the key-based licenses among bundles.
+func (x *keyIndex) add(maxEntries int64, bundles []*LicenseBundle) {
+	if len(bundles) == 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, lb := range bundles {
+		if l := &lb.License; l.Key != "" {
+			if int64(len(x.m)) >= maxEntries {
+				x.m = map[keyOfProduct]int64{}
+			}
+			x.m[keyOfProduct{l.ProductID, l.Key}] = l.ID
+		}
+	}
+}
+
+// clear empties the index, in a new map: clearing a map keeps its memory.
+func (x *keyIndex) clear() {
+	x.mu.Lock()
+	x.m = map[keyOfProduct]int64{}
+	x.mu.Unlock()
+}
 
 // bundle returns the license with id and its features and devices, from
 // memory or the backend; nil when there is no such license.
@@ -182,6 +245,7 @@ func (c *Cache) bundle(ctx context.Context, id int64) (*LicenseBundle, error) {
 		if err != nil || !ok {
 			return nil, err
 		}
+		shareStrings(&lb)
 		return &lb, nil
 	})
 }
@@ -200,27 +264,38 @@ func (c *Cache) LicenseByID(ctx context.Context, id int64) (consumption.License,
 	return c.license(ctx, id)
 }
 
-// LicenseByKey implements consumption.Definitions. A key not cached is
-// read with its license's bundle, in one backend call, and both are cached.
+// LicenseByKey implements consumption.Definitions. A key found in the
+// index is served from its license's bundle; one not found is read with its
+// license's bundle, in one backend call, and both are cached. Unknown keys
+// are cached as ristretto entries ('k'), which expire and are evicted like
+// any other, since clients choose them.
 func (c *Cache) LicenseByKey(ctx context.Context, productID int64, k string) (consumption.License, bool, error) {
-	kk := key('k', productID, k)
-	if v, ok := c.c.Get(kk); ok {
-		id := v.(found[int64])
-		if !id.ok {
-			return consumption.License{}, false, nil
+	if id, ok := c.keys.get(productID, k); ok {
+		l, ok, err := c.license(ctx, id)
+		// The bundle names its key: should an index entry ever be stale
+		// (a license deleted and its key given to another), the key is
+		// read again below.
+		if err != nil || ok && l.ProductID == productID && l.Key == k {
+			return l, ok, err
 		}
-		return c.license(ctx, id.v)
 	}
+	kk := key('k', productID, k)
+	if _, ok := c.c.Get(kk); ok {
+		c.hits.Add(1)
+		return consumption.License{}, false, nil
+	}
+	c.misses.Add(1)
 	gen := c.clock.Load()
 	lb, ok, err := c.next.LicenseBundleByKey(ctx, productID, k)
 	if err != nil {
 		return consumption.License{}, false, err
 	}
 	if !ok {
-		c.store(gen, entry{kk, found[int64]{}})
+		c.store(gen, entry{kk, struct{}{}})
 		return consumption.License{}, false, nil
 	}
-	c.store(gen, entry{kk, found[int64]{lb.License.ID, true}}, entry{key('l', lb.License.ID, ""), &lb})
+	shareStrings(&lb)
+	c.storeKeyed(gen, []*LicenseBundle{&lb}, entry{key('l', lb.License.ID, ""), &lb})
 	return lb.License, true, nil
 }
 
@@ -307,6 +382,34 @@ func (c *Cache) ForgetLicense(licenseID int64, _ string) {
 	c.c.Del(key('l', licenseID, ""))
 }
 
+// shareStrings points the strings of a loaded bundle that many licenses
+// have in common (types, periods, feature codes and names, empty customer
+// and metadata objects) at one copy each. A backend reads every row's
+// strings into memory of their own, and across 100,000 cached licenses
+// those copies weighed more than the licenses' own keys.
+func shareStrings(lb *LicenseBundle) {
+	l := &lb.License
+	l.Type = unique.Make(l.Type).Value()
+	l.Consumption.Period = unique.Make(l.Consumption.Period).Value()
+	l.Customer, l.Metadata = shareEmpty(l.Customer), shareEmpty(l.Metadata)
+	for i := range lb.Features {
+		f := &lb.Features[i]
+		f.Code = unique.Make(f.Code).Value()
+		f.Name = unique.Make(f.Name).Value()
+		f.Type = unique.Make(f.Type).Value()
+		f.Period = unique.Make(f.Period).Value()
+	}
+}
+
+// shareEmpty returns a constant for the empty JSON object most licenses'
+// customer and metadata are; others are left alone, being mostly unique.
+func shareEmpty(s string) string {
+	if s == "{}" {
+		return "{}"
+	}
+	return s
+}
+
 // warmPage is how many licenses Warm reads per backend call: few enough
 // that a page's sets fit ristretto's set buffer (32,768 items) with room to
 // spare, many enough that the calls' own cost is small.
@@ -330,24 +433,19 @@ func (c *Cache) Warm(ctx context.Context) (int, error) {
 		}
 		// The entries point into the page rather than into copies: its
 		// bundles are stored together and expire together.
-		entries := make([]entry, 0, 2*len(page))
-		n := 0
-		for i := range page {
-			if int64(len(entries))+2 > budget {
-				break
-			}
-			l := &page[i].License
-			entries = append(entries, entry{key('l', l.ID, ""), &page[i]})
-			if l.Key != "" {
-				entries = append(entries, entry{key('k', l.ProductID, l.Key), found[int64]{l.ID, true}})
-			}
-			n++
+		n := min(int64(len(page)), budget)
+		entries := make([]entry, n)
+		keyed := make([]*LicenseBundle, n)
+		for i := range n {
+			shareStrings(&page[i])
+			entries[i] = entry{key('l', page[i].License.ID, ""), &page[i]}
+			keyed[i] = &page[i]
 		}
-		if !c.store(gen, entries...) {
+		if !c.storeKeyed(gen, keyed, entries...) {
 			continue
 		}
-		loaded += n
-		budget -= int64(len(entries))
+		loaded += int(n)
+		budget -= n
 		if n < warmPage {
 			return loaded, nil
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,8 +63,8 @@ func (d *countingDefs) Feature(context.Context, int64, string) (consumption.Lice
 	return consumption.LicenseFeature{}, false, nil
 }
 
-// LicenseBundle returns licenses 7 and 8, with feature "f" and the active
-// device "hw"; and counts the call.
+// LicenseBundle returns licenses 7 and 8 of product 1, keys "K-7" and
+// "K-8", with feature "f" and the active device "hw"; and counts the call.
 func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle, bool, error) {
 	d.calls++
 	if d.during != nil {
@@ -73,17 +74,21 @@ func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle
 		return LicenseBundle{}, false, nil
 	}
 	return LicenseBundle{
-		License:  consumption.License{ID: id},
+		License:  consumption.License{ID: id, ProductID: 1, Key: "K-" + strconv.FormatInt(id, 10)},
 		Features: []consumption.LicenseFeature{{ID: 70, LicenseID: id, Code: "f"}},
 		Devices:  []consumption.Device{{ID: 71, LicenseID: id, HardwareID: "hw", Active: true}},
 	}, true, nil
 }
 
-// LicenseBundleByKey returns license 7 for every key, and counts the call.
-func (d *countingDefs) LicenseBundleByKey(ctx context.Context, _ int64, k string) (LicenseBundle, bool, error) {
-	lb, ok, err := d.LicenseBundle(ctx, 7)
-	lb.License.Key = k
-	return lb, ok, err
+// LicenseBundleByKey returns the bundle of product 1's license with key k,
+// and counts the call.
+func (d *countingDefs) LicenseBundleByKey(ctx context.Context, pid int64, k string) (LicenseBundle, bool, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(k, "K-"), 10, 64)
+	if pid != 1 || err != nil || !strings.HasPrefix(k, "K-") {
+		d.calls++
+		return LicenseBundle{}, false, nil
+	}
+	return d.LicenseBundle(ctx, id)
 }
 
 // LicenseBundles pages through licenses 7 and 8, and counts the call.
@@ -92,7 +97,6 @@ func (d *countingDefs) LicenseBundles(ctx context.Context, after int64, limit in
 	for id := max(after+1, 7); id <= 8 && len(out) < limit; id++ {
 		lb, _, _ := d.LicenseBundle(ctx, id)
 		d.calls--
-		lb.License.ProductID, lb.License.Key = 1, "K-"+strconv.FormatInt(id, 10)
 		out = append(out, lb)
 	}
 	d.calls++
@@ -161,7 +165,7 @@ func TestCacheForgetLicense(t *testing.T) {
 	c := newTestCache(t, d)
 	ctx := context.Background()
 	lookups := func() {
-		c.LicenseByKey(ctx, 1, "K")     // id 7
+		c.LicenseByKey(ctx, 1, "K-7")   // id 7
 		c.c.Wait()                      // ristretto applies sets asynchronously
 		c.LicensesByUser(ctx, 2, "ana") // ids 7 and 8
 		c.Device(ctx, 7, "hw")
@@ -180,7 +184,7 @@ func TestCacheForgetLicense(t *testing.T) {
 	if got := d.calls - before; got != 1 {
 		t.Errorf("%d backend reads after forgetting license 7 and hw, want 1 (license 7's bundle, devices included)", got)
 	}
-	l, ok, err := c.LicenseByKey(ctx, 1, "K")
+	l, ok, err := c.LicenseByKey(ctx, 1, "K-7")
 	if err != nil || !ok || l.ID != 7 {
 		t.Errorf("license by key after forgetting: %+v %v %v", l, ok, err)
 	}
@@ -300,13 +304,13 @@ func TestCacheWarm(t *testing.T) {
 		t.Errorf("%d backend reads after warming", d.calls-before)
 	}
 
-	small, err := NewCache(d, 4, time.Minute)
+	small, err := NewCache(d, 2, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer small.Close()
 	if n, err := small.Warm(ctx); n != 1 || err != nil {
-		t.Errorf("Warm of a cache of 4 entries: %d licenses, %v; want 1 (its key and bundle fill half)", n, err)
+		t.Errorf("Warm of a cache of 2 entries: %d licenses, %v; want 1 (one bundle fills half)", n, err)
 	}
 }
 
@@ -337,7 +341,7 @@ func TestCacheLicenseByKeyLoadsBundle(t *testing.T) {
 	d := &countingDefs{}
 	c := newTestCache(t, d)
 	ctx := context.Background()
-	l, ok, err := c.LicenseByKey(ctx, 1, "K")
+	l, ok, err := c.LicenseByKey(ctx, 1, "K-7")
 	if err != nil || !ok || l.ID != 7 {
 		t.Fatalf("license by key: %+v %v %v", l, ok, err)
 	}
@@ -347,8 +351,55 @@ func TestCacheLicenseByKeyLoadsBundle(t *testing.T) {
 	if _, ok, _ := c.Feature(ctx, 7, "f"); !ok {
 		t.Error("feature f not found")
 	}
-	if _, ok, _ := c.LicenseByKey(ctx, 1, "K"); !ok || d.calls != 1 {
+	if _, ok, _ := c.LicenseByKey(ctx, 1, "K-7"); !ok || d.calls != 1 {
 		t.Errorf("%d backend reads for a key, its license's device and feature, and the key again; want 1", d.calls)
+	}
+}
+
+// TestCacheKeyIndex checks the index of license keys: unknown keys stay out
+// of it (and are still answered from memory), a stale entry is read again,
+// Clear empties it, and it never holds more than the cache's size.
+func TestCacheKeyIndex(t *testing.T) {
+	d := &countingDefs{}
+	c := newTestCache(t, d)
+	ctx := context.Background()
+	for range 2 {
+		for _, k := range []string{"nope", "K-9", "K-x"} {
+			if _, ok, err := c.LicenseByKey(ctx, 1, k); ok || err != nil {
+				t.Fatalf("unknown key %q: found %v, %v", k, ok, err)
+			}
+		}
+		c.c.Wait()
+	}
+	if d.calls != 3 || len(c.keys.m) != 0 {
+		t.Errorf("unknown keys, twice: %d backend reads (want 3), %d index entries (want 0)", d.calls, len(c.keys.m))
+	}
+
+	if l, ok, _ := c.LicenseByKey(ctx, 1, "K-7"); !ok || l.ID != 7 || c.keys.m[keyOfProduct{1, "K-7"}] != 7 {
+		t.Fatalf("K-7: %+v %v; index %v", l, ok, c.keys.m)
+	}
+	c.keys.m[keyOfProduct{1, "K-7"}] = 8 // as if license 7's key now named license 8
+	if l, ok, _ := c.LicenseByKey(ctx, 1, "K-7"); !ok || l.ID != 7 || c.keys.m[keyOfProduct{1, "K-7"}] != 7 {
+		t.Errorf("K-7 with a stale index entry: %+v %v; index %v", l, ok, c.keys.m)
+	}
+
+	c.Clear()
+	if len(c.keys.m) != 0 {
+		t.Errorf("Clear left %d index entries", len(c.keys.m))
+	}
+
+	small, err := NewCache(d, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	for _, k := range []string{"K-7", "K-8", "K-7"} {
+		if l, ok, _ := small.LicenseByKey(ctx, 1, k); !ok || l.Key != k {
+			t.Errorf("%s in a cache of one entry: %+v %v", k, l, ok)
+		}
+		if len(small.keys.m) > 1 {
+			t.Errorf("a cache of one entry indexes %d keys", len(small.keys.m))
+		}
 	}
 }
 
