@@ -37,6 +37,14 @@ type pending struct {
 // queue and commits them in one transaction, in arrival order; each caller
 // is answered only after that transaction is durable. Batching needs no
 // timer: writes that arrive while a commit is under way form the next batch.
+//
+// Durability is pipelined. The connection commits without waiting for the
+// disk (synchronous=NORMAL), and syncLoop then syncs the write-ahead log
+// and answers every batch committed before that sync began, while the
+// committer goes on with the next batch. A commit is thus as durable as
+// with synchronous=FULL before its callers hear of it, but the disk's
+// flush no longer stalls the batches behind it, and one flush serves every
+// batch committed while the previous one was under way.
 type committer struct {
 	db          *sql.DB
 	stmts       [numWriteStmts]*sql.Stmt
@@ -55,7 +63,20 @@ type committer struct {
 	queue  chan *pending
 	quit   chan struct{}
 	exited chan struct{}
+
+	// committed carries committed batches to syncLoop; syncWAL makes them
+	// durable. fault is the error of a failed sync, after which every write
+	// fails: what the disk kept of the batches since is unknown (Linux may
+	// even report a later sync as successful), so they can't be answered
+	// as made, nor a later one decided on counters that may be lost.
+	committed chan []*pending
+	syncWAL   func() error
+	fault     atomic.Pointer[error]
 }
+
+// maxUnsynced bounds how many committed batches may wait for syncLoop;
+// the committer waits when that many do.
+const maxUnsynced = 64
 
 // The write statements, prepared once on the write connection.
 const (
@@ -122,13 +143,17 @@ func appendLedgerRows(rows int) string {
 const settingsGuard = ` AND max_consumption = ? AND allow_unlimited = ? AND allow_overages = ?
 	AND max_overages = ? AND allow_negative = ? AND reset_consumption = ? AND consumption_period = ?`
 
-func newCommitter(db *sql.DB) (*committer, error) {
+// newCommitter starts the committer of db, whose write-ahead log
+// syncWAL flushes to disk.
+func newCommitter(db *sql.DB, syncWAL func() error) (*committer, error) {
 	w := &committer{
-		db:     db,
-		rows:   newCounterRows(),
-		queue:  make(chan *pending, maxBatch),
-		quit:   make(chan struct{}),
-		exited: make(chan struct{}),
+		db:        db,
+		rows:      newCounterRows(),
+		queue:     make(chan *pending, maxBatch),
+		quit:      make(chan struct{}),
+		exited:    make(chan struct{}),
+		committed: make(chan []*pending, maxUnsynced),
+		syncWAL:   syncWAL,
 	}
 	for i, q := range writeQueries {
 		st, err := db.Prepare(q)
@@ -145,6 +170,7 @@ func newCommitter(db *sql.DB) (*committer, error) {
 		w.ledgerStmts[i] = st
 	}
 	go w.run()
+	go w.syncLoop()
 	return w, nil
 }
 
@@ -199,12 +225,13 @@ func (w *committer) close() {
 }
 
 func (w *committer) run() {
-	defer close(w.exited)
-	batch := make([]*pending, 0, maxBatch)
+	defer close(w.committed)
+	var batch []*pending
 	for {
 		select {
 		case p := <-w.queue:
-			batch = append(batch[:0], p)
+			// A new slice: the last one is syncLoop's until answered.
+			batch = append(make([]*pending, 0, 8), p)
 			// Under load, the handlers that will queue the next writes are
 			// runnable but not yet running: yielding once lets them queue
 			// before the batch is gathered, so that one commit (and one
@@ -236,18 +263,80 @@ func (w *committer) run() {
 	}
 }
 
-// commit applies the batch, in arrival order, in one transaction.
+// commit applies the batch, in arrival order, in one transaction, and
+// hands it to syncLoop to be answered once durable.
 func (w *committer) commit(batch []*pending) {
-	err := w.apply(batch)
+	err := w.failed()
+	if err == nil {
+		err = w.apply(batch)
+	}
+	if err == nil {
+		w.committed <- batch
+		return
+	}
+	// Nothing of the batch was written; refusals decided inside it are
+	// reported as the store error too, since the state they saw was
+	// rolled back.
+	answer(batch, err)
+}
+
+// answer tells each caller of batch its result, or err.
+func answer(batch []*pending, err error) {
 	for _, p := range batch {
 		if err != nil {
-			// Nothing of the batch was written; refusals decided inside it
-			// are reported as the store error too, since the state they saw
-			// was rolled back.
 			p.err = err
 		}
 		close(p.done)
 	}
+}
+
+// syncLoop answers committed batches once the write-ahead log is synced:
+// one sync for every batch committed before it began.
+func (w *committer) syncLoop() {
+	defer close(w.exited)
+	var batches [][]*pending
+	for b := range w.committed {
+		batches = append(batches[:0], b)
+	gather:
+		for {
+			select {
+			case b, ok := <-w.committed:
+				if !ok {
+					break gather
+				}
+				batches = append(batches, b)
+			default:
+				break gather
+			}
+		}
+		err := w.sync()
+		for _, b := range batches {
+			answer(b, err)
+		}
+		clear(batches)
+	}
+}
+
+// sync makes every transaction committed so far durable, or reports, now
+// and for every later write, why it could not.
+func (w *committer) sync() error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	if err := w.syncWAL(); err != nil {
+		err = fmt.Errorf("syncing the sqlite write-ahead log (the store takes no more writes until Caddy restarts): %w", err)
+		w.fault.CompareAndSwap(nil, &err)
+		return *w.fault.Load()
+	}
+	return nil
+}
+
+// failed returns the error of a failed sync, if one failed.
+func (w *committer) failed() error {
+	if err := w.fault.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func (w *committer) apply(batch []*pending) (err error) {

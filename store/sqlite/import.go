@@ -13,6 +13,9 @@ import (
 
 // Import implements store.Backend: it upserts the plan in one transaction.
 func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
+	if err := b.w.failed(); err != nil {
+		return err
+	}
 	tx, err := b.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -33,7 +36,10 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
 	if err := p.Apply(&im); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return b.w.sync()
 }
 
 // importer is the store.PlanWriter of one import transaction.

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +128,39 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	if out, err := consumeRender(b, 1); err != nil || out.Total != 4 {
 		t.Errorf("consuming after the migration: total %d, %v; want 4", out.Total, err)
+	}
+}
+
+// TestSyncFailure makes the write-ahead log's sync fail: the consumption
+// whose commit it was to make durable must be answered with that failure,
+// not as made, and the store must refuse every write after it, imports
+// included, since what the disk kept is unknown.
+func TestSyncFailure(t *testing.T) {
+	b := open2(t, filepath.Join(t.TempDir(), "license_api.db"))
+	storetest.ImportSeed(t, b, storetest.Seed)
+	if out, err := consumeRender(b, 1); err != nil || out.Total != 1 {
+		t.Fatalf("consuming 1: %+v, %v", out, err)
+	}
+	syncs := 0
+	// No write is under way: the queue and committed channels order this
+	// assignment before syncLoop's next read of the field.
+	b.w.syncWAL = func() error {
+		syncs++
+		return errors.New("disk on fire")
+	}
+	for i := range 2 {
+		if out, err := consumeRender(b, 1); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+			t.Errorf("consumption %d after the failed sync: %+v, %v; want the sync's error", i, out, err)
+		}
+	}
+	p, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Import(context.Background(), p); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("import after the failed sync: %v; want the sync's error", err)
+	}
+	if syncs != 1 {
+		t.Errorf("%d syncs tried, want 1: the store takes no more writes after one failed", syncs)
 	}
 }
