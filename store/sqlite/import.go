@@ -39,7 +39,14 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	return b.w.sync()
+	if err := b.w.sync(); err != nil {
+		return err
+	}
+	// The import read and wrote pages of every table, which filled the
+	// write connection's page cache with pages that consumptions mostly
+	// never touch; those they do come back as they are used.
+	_, err = b.write.ExecContext(ctx, `PRAGMA shrink_memory`)
+	return err
 }
 
 // importer is the store.PlanWriter of one import transaction.
