@@ -84,9 +84,11 @@ type APIKey struct {
 // CacheConfig sizes the definitions cache.
 type CacheConfig struct {
 	// MaxEntries bounds the number of cached definitions: a license with
-	// its features and devices is one, its key another.
-	// Default: 1000000 (about 500,000 licenses' worth, some 450 MB when
-	// full).
+	// its features and devices is one, as is a product, a user, a
+	// blacklist or an unknown key. The keys of cached licenses are
+	// indexed beside them, bounded by the same number.
+	// Default: 1000000 (some 700 MB of heap when full of licenses like
+	// licensebench's, each with a feature and a device).
 	MaxEntries int64 `json:"max_entries,omitempty"`
 	// TTL is how long a definition may be served from memory before it is
 	// read again. Default: 5m.
@@ -94,10 +96,11 @@ type CacheConfig struct {
 	// Warm, after each seed import, loads every license with its features
 	// and devices into the cache (up to half of MaxEntries), so that the
 	// first request for a license reads nothing from the store. With
-	// 100,000 licenses it takes about two seconds and raised Caddy's RSS
-	// from 180 to 350 MB in licensebench, which is why it is off by
-	// default; its effect lasts one TTL, after which licenses are read
-	// again when next asked for. Default: false.
+	// 100,000 licenses it takes about a second and raised Caddy's peak
+	// RSS from about 180 to 260 MB in licensebench; it is off by default
+	// because with the default MaxEntries it would read up to 500,000
+	// licenses into memory. Its effect lasts one TTL, after which
+	// licenses are read again when next asked for. Default: false.
 	Warm bool `json:"warm,omitempty"`
 }
 
