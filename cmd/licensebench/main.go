@@ -189,6 +189,13 @@ func realMain() int {
 		fmt.Fprintln(os.Stderr, "licensebench:", err)
 		return 2
 	}
+	// Made now rather than when the first profile is written, minutes in.
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "licensebench: -cpuprofile:", err)
+			return 2
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, runErr := run(ctx, cfg)
