@@ -64,13 +64,14 @@ type committer struct {
 	quit   chan struct{}
 	exited chan struct{}
 
-	// committed carries committed batches to syncLoop; syncWAL makes them
+	// committed carries committed batches to syncLoop; wal makes them
 	// durable. fault is the error of a failed sync, after which every write
 	// fails: what the disk kept of the batches since is unknown (Linux may
 	// even report a later sync as successful), so they can't be answered
 	// as made, nor a later one decided on counters that may be lost.
 	committed chan []*pending
-	syncWAL   func() error
+	syncMu    sync.Mutex // syncLoop and Import sync wal
+	wal       syncer
 	fault     atomic.Pointer[error]
 }
 
@@ -143,9 +144,15 @@ func appendLedgerRows(rows int) string {
 const settingsGuard = ` AND max_consumption = ? AND allow_unlimited = ? AND allow_overages = ?
 	AND max_overages = ? AND allow_negative = ? AND reset_consumption = ? AND consumption_period = ?`
 
-// newCommitter starts the committer of db, whose write-ahead log
-// syncWAL flushes to disk.
-func newCommitter(db *sql.DB, syncWAL func() error) (*committer, error) {
+// syncer flushes a write-ahead log to disk; close releases it.
+type syncer interface {
+	sync() error
+	close() error
+}
+
+// newCommitter starts the committer of db, whose write-ahead log wal
+// flushes to disk.
+func newCommitter(db *sql.DB, wal syncer) (*committer, error) {
 	w := &committer{
 		db:        db,
 		rows:      newCounterRows(),
@@ -153,7 +160,7 @@ func newCommitter(db *sql.DB, syncWAL func() error) (*committer, error) {
 		quit:      make(chan struct{}),
 		exited:    make(chan struct{}),
 		committed: make(chan []*pending, maxUnsynced),
-		syncWAL:   syncWAL,
+		wal:       wal,
 	}
 	for i, q := range writeQueries {
 		st, err := db.Prepare(q)
@@ -294,6 +301,7 @@ func answer(batch []*pending, err error) {
 // one sync for every batch committed before it began.
 func (w *committer) syncLoop() {
 	defer close(w.exited)
+	defer w.wal.close()
 	var batches [][]*pending
 	for b := range w.committed {
 		batches = append(batches[:0], b)
@@ -323,7 +331,10 @@ func (w *committer) sync() error {
 	if err := w.failed(); err != nil {
 		return err
 	}
-	if err := w.syncWAL(); err != nil {
+	w.syncMu.Lock()
+	err := w.wal.sync()
+	w.syncMu.Unlock()
+	if err != nil {
 		err = fmt.Errorf("syncing the sqlite write-ahead log (the store takes no more writes until Caddy restarts): %w", err)
 		w.fault.CompareAndSwap(nil, &err)
 		return *w.fault.Load()

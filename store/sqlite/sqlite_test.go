@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -141,13 +142,10 @@ func TestSyncFailure(t *testing.T) {
 	if out, err := consumeRender(b, 1); err != nil || out.Total != 1 {
 		t.Fatalf("consuming 1: %+v, %v", out, err)
 	}
-	syncs := 0
-	// No write is under way: the queue and committed channels order this
-	// assignment before syncLoop's next read of the field.
-	b.w.syncWAL = func() error {
-		syncs++
-		return errors.New("disk on fire")
-	}
+	failing := &failingWAL{}
+	b.w.syncMu.Lock()
+	b.w.wal = failing
+	b.w.syncMu.Unlock()
 	for i := range 2 {
 		if out, err := consumeRender(b, 1); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 			t.Errorf("consumption %d after the failed sync: %+v, %v; want the sync's error", i, out, err)
@@ -160,7 +158,47 @@ func TestSyncFailure(t *testing.T) {
 	if err := b.Import(context.Background(), p); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Errorf("import after the failed sync: %v; want the sync's error", err)
 	}
-	if syncs != 1 {
-		t.Errorf("%d syncs tried, want 1: the store takes no more writes after one failed", syncs)
+	if failing.syncs != 1 {
+		t.Errorf("%d syncs tried, want 1: the store takes no more writes after one failed", failing.syncs)
+	}
+}
+
+// failingWAL is a write-ahead log whose syncs fail.
+type failingWAL struct{ syncs int }
+
+func (f *failingWAL) sync() error  { f.syncs++; return errors.New("disk on fire") }
+func (f *failingWAL) close() error { return nil }
+
+// TestWALFileReopened checks that the write-ahead log kept open between
+// syncs follows SQLite deleting and making it again: a sync after that must
+// flush the new file, not the deleted one.
+func TestWALFileReopened(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "license_api.db-wal")
+	w := &walFile{path: path}
+	defer w.close()
+	if err := w.sync(); err != nil || w.f != nil {
+		t.Fatalf("sync of a log that does not exist: %v, file %v; want nothing done", err, w.f)
+	}
+	for i := range 2 {
+		if err := os.WriteFile(path, []byte("frames"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sync(); err != nil {
+			t.Fatal(err)
+		}
+		held, err := w.f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		named, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(held, named) {
+			t.Errorf("log %d: the synced file is not the one named %s", i, path)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
