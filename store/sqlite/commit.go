@@ -73,6 +73,14 @@ type committer struct {
 	syncMu    sync.Mutex // syncLoop and Import sync wal
 	wal       syncer
 	fault     atomic.Pointer[error]
+
+	// syncing is true while syncLoop syncs, and synced gets a token each
+	// time it is done: a batch begun while a sync is under way takes in
+	// the writes that arrive until it ends (see extend).
+	syncing atomic.Bool
+	synced  chan struct{}
+	// commits counts the transactions committed, for tests.
+	commits atomic.Int64
 }
 
 // maxUnsynced bounds how many committed batches may wait for syncLoop;
@@ -161,6 +169,7 @@ func newCommitter(db *sql.DB, wal syncer) (*committer, error) {
 		exited:    make(chan struct{}),
 		committed: make(chan []*pending, maxUnsynced),
 		wal:       wal,
+		synced:    make(chan struct{}, 1),
 	}
 	for i, q := range writeQueries {
 		st, err := db.Prepare(q)
@@ -275,7 +284,7 @@ func (w *committer) run() {
 func (w *committer) commit(batch []*pending) {
 	err := w.failed()
 	if err == nil {
-		err = w.apply(batch)
+		batch, err = w.apply(batch)
 	}
 	if err == nil {
 		w.committed <- batch
@@ -301,7 +310,11 @@ func answer(batch []*pending, err error) {
 // one sync for every batch committed before it began.
 func (w *committer) syncLoop() {
 	defer close(w.exited)
-	defer w.wal.close()
+	defer func() {
+		w.syncMu.Lock()
+		defer w.syncMu.Unlock()
+		w.wal.close()
+	}()
 	var batches [][]*pending
 	for b := range w.committed {
 		batches = append(batches[:0], b)
@@ -317,7 +330,13 @@ func (w *committer) syncLoop() {
 				break gather
 			}
 		}
+		w.syncing.Store(true)
 		err := w.sync()
+		w.syncing.Store(false)
+		select {
+		case w.synced <- struct{}{}:
+		default: // a token is waiting already
+		}
 		for _, b := range batches {
 			answer(b, err)
 		}
@@ -350,11 +369,13 @@ func (w *committer) failed() error {
 	return nil
 }
 
-func (w *committer) apply(batch []*pending) (err error) {
+// apply applies batch, in arrival order, in one transaction, and returns
+// it with the writes that extend took in.
+func (w *committer) apply(batch []*pending) (_ []*pending, err error) {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
 	conn, err := w.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("beginning a write: %w", err)
+		return batch, fmt.Errorf("beginning a write: %w", err)
 	}
 	defer conn.Close()
 	// data_version values compare only on one connection, and the pool
@@ -369,7 +390,7 @@ func (w *committer) apply(batch []*pending) (err error) {
 	})
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("beginning a write: %w", err)
+		return batch, fmt.Errorf("beginning a write: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -385,25 +406,63 @@ func (w *committer) apply(batch []*pending) (err error) {
 		w.ledgerBuf = wt.ledger[:0]
 	}()
 	if err := w.checkRows(ctx, wt); err != nil {
-		return err
+		return batch, err
 	}
 	for _, p := range batch {
-		if p.err = p.ctx.Err(); p.err != nil {
-			continue // the caller gave up before anything was written for it
+		if err := wt.run(ctx, p); err != nil {
+			return batch, err
 		}
-		refusal, err := p.op(ctx, wt)
-		if err != nil {
-			return err
-		}
-		p.err = refusal
+	}
+	if batch, err = w.extend(ctx, wt, batch); err != nil {
+		return batch, err
 	}
 	if err := wt.flush(ctx); err != nil {
-		return err
+		return batch, err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
+		return batch, fmt.Errorf("committing: %w", err)
 	}
-	return nil
+	w.commits.Add(1)
+	return batch, nil
+}
+
+// extend takes writes that arrive while a sync is under way into the
+// batch's transaction, until the sync is done or the batch is full. Its
+// writes could not be answered before the next sync anyway, and committing
+// them together costs one commit instead of several: the committer, no
+// longer waiting for the disk, would otherwise commit batches of a few
+// writes as fast as they came, each paying for its transaction. With no
+// sync under way it returns at once.
+func (w *committer) extend(ctx context.Context, wt *writeTx, batch []*pending) ([]*pending, error) {
+	select {
+	case <-w.synced: // from a sync that ended before this batch began
+	default:
+	}
+	for len(batch) < maxBatch && w.syncing.Load() {
+		select {
+		case p := <-w.queue:
+			batch = append(batch, p)
+			if err := wt.run(ctx, p); err != nil {
+				return batch, err
+			}
+		case <-w.synced:
+			return batch, nil
+		case <-w.quit:
+			return batch, nil
+		}
+	}
+	return batch, nil
+}
+
+// run applies p's write, unless its caller gave up before anything was
+// written for it; an error aborts the batch.
+func (t *writeTx) run(ctx context.Context, p *pending) error {
+	if p.err = p.ctx.Err(); p.err != nil {
+		return nil
+	}
+	refusal, err := p.op(ctx, t)
+	p.err = refusal
+	return err
 }
 
 // checkRows drops the copy of the counter rows when it may differ from the

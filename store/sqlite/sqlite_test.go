@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,3 +203,67 @@ func TestWALFileReopened(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchGrowsDuringSync holds a sync of the write-ahead log and checks
+// that writes arriving meanwhile, one first and then four, are committed in
+// one transaction once it ends, rather than the first alone as soon as it
+// ran.
+func TestBatchGrowsDuringSync(t *testing.T) {
+	b := open2(t, filepath.Join(t.TempDir(), "license_api.db"))
+	storetest.ImportSeed(t, b, storetest.Seed)
+	held := &heldWAL{entered: make(chan struct{}), release: make(chan struct{})}
+	b.w.syncMu.Lock()
+	b.w.wal = held
+	b.w.syncMu.Unlock()
+
+	errs := make(chan error, 6)
+	go func() {
+		_, err := consumeRender(b, 1)
+		errs <- err
+	}()
+	<-held.entered // the first write is committed, and its sync held
+	before := b.w.commits.Load()
+	ran := make(chan struct{})
+	write := func() {
+		errs <- b.do(context.Background(), func(context.Context, *writeTx) (error, error) {
+			ran <- struct{}{}
+			return nil, nil
+		})
+	}
+	go write()
+	<-ran
+	for range 4 {
+		go write()
+	}
+	for range 4 {
+		<-ran
+	}
+	close(held.release)
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.w.commits.Load() - before; n != 1 {
+		t.Errorf("the five writes made during the sync took %d commits, want 1", n)
+	}
+	if out, err := consumeRender(b, 1); err != nil || out.Total != 2 {
+		t.Errorf("consuming after: %+v, %v; want a total of 2", out, err)
+	}
+}
+
+// heldWAL is a write-ahead log whose first sync waits for release.
+type heldWAL struct {
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (h *heldWAL) sync() error {
+	h.once.Do(func() {
+		close(h.entered)
+		<-h.release
+	})
+	return nil
+}
+
+func (h *heldWAL) close() error { return nil }
