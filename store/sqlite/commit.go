@@ -429,8 +429,8 @@ func (w *committer) apply(batch []*pending) (_ []*pending, err error) {
 // extend takes writes that arrive while a sync is under way into the
 // batch's transaction, until the sync is done or the batch is full. Its
 // writes could not be answered before the next sync anyway, and committing
-// them together costs one commit instead of several: the committer, no
-// longer waiting for the disk, would otherwise commit batches of a few
+// them together costs one commit instead of several: since the committer
+// does not wait for the disk, it would otherwise commit batches of a few
 // writes as fast as they came, each paying for its transaction. With no
 // sync under way it returns at once.
 func (w *committer) extend(ctx context.Context, wt *writeTx, batch []*pending) ([]*pending, error) {
