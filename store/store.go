@@ -8,6 +8,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,8 +28,44 @@ type Backend interface {
 	// Ledger returns the consumption ledger of one license feature, or with
 	// licenseFeatureID 0 of the license's own counter, oldest first.
 	Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]LedgerEntry, error)
+	// WriteStats reports what the backend's group commit has done since
+	// it opened.
+	WriteStats() WriteStats
 	// Close finishes writes already accepted and releases the store.
 	Close() error
+}
+
+// WriteStats counts a backend's writes (consumptions, activations,
+// deactivations, refused ones included) and the transactions that committed
+// them: their ratio is how many writes group commit puts in one
+// transaction.
+type WriteStats struct {
+	Writes  uint64
+	Commits uint64
+	// Syncs are the flushes to disk the backend makes itself: SQLite's
+	// fsyncs of its write-ahead log. PostgreSQL flushes its own log, and
+	// its backend reports none.
+	Syncs uint64
+}
+
+// WriteCounters is what backends count WriteStats with. It is safe for
+// concurrent use; its zero value is ready.
+type WriteCounters struct {
+	writes, commits, syncs atomic.Uint64
+}
+
+// Committed counts a transaction of n writes.
+func (c *WriteCounters) Committed(n int) {
+	c.writes.Add(uint64(n))
+	c.commits.Add(1)
+}
+
+// Synced counts a flush to disk.
+func (c *WriteCounters) Synced() { c.syncs.Add(1) }
+
+// Stats returns the counts so far.
+func (c *WriteCounters) Stats() WriteStats {
+	return WriteStats{Writes: c.writes.Load(), Commits: c.commits.Load(), Syncs: c.syncs.Load()}
 }
 
 // Source is what a Cache reads through: the definitions one at a time, and

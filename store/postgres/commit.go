@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
 )
 
 const (
@@ -136,6 +137,7 @@ type committer struct {
 	queue  chan *pending
 	quit   chan struct{}
 	exited sync.WaitGroup
+	stats  store.WriteCounters
 }
 
 func newCommitter(pool *pgxpool.Pool, logger *zap.Logger) *committer {
@@ -305,6 +307,9 @@ func (w *committer) commit(batch []*pending) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	err := w.write(ctx, live)
+	if err == nil {
+		w.stats.Committed(len(live))
+	}
 	for _, p := range live {
 		if err != nil {
 			// Nothing of the batch was written (or, after an interrupted

@@ -162,6 +162,10 @@ func parseConfig(cfg Config) (*pgxpool.Config, error) {
 	return pc, nil
 }
 
+// WriteStats implements store.Backend. Syncs stay 0: PostgreSQL flushes its
+// own write-ahead log.
+func (b *Backend) WriteStats() store.WriteStats { return b.w.stats.Stats() }
+
 // Close finishes the writes already queued, stops the subscribers and closes
 // the pool.
 func (b *Backend) Close() error {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
 )
 
 // maxBatch bounds how many writes share one transaction, so that one batch's
@@ -79,8 +80,7 @@ type committer struct {
 	// the writes that arrive until it ends (see extend).
 	syncing atomic.Bool
 	synced  chan struct{}
-	// commits counts the transactions committed, for tests.
-	commits atomic.Int64
+	stats   store.WriteCounters
 }
 
 // maxUnsynced bounds how many committed batches may wait for syncLoop;
@@ -353,6 +353,9 @@ func (w *committer) sync() error {
 	w.syncMu.Lock()
 	err := w.wal.sync()
 	w.syncMu.Unlock()
+	if err == nil {
+		w.stats.Synced()
+	}
 	if err != nil {
 		err = fmt.Errorf("syncing the sqlite write-ahead log (the store takes no more writes until Caddy restarts): %w", err)
 		w.fault.CompareAndSwap(nil, &err)
@@ -422,7 +425,7 @@ func (w *committer) apply(batch []*pending) (_ []*pending, err error) {
 	if err := tx.Commit(); err != nil {
 		return batch, fmt.Errorf("committing: %w", err)
 	}
-	w.commits.Add(1)
+	w.stats.Committed(len(batch))
 	return batch, nil
 }
 

@@ -183,6 +183,9 @@ func migrate(db *sql.DB, version int) error {
 	return tx.Commit()
 }
 
+// WriteStats implements store.Backend.
+func (b *Backend) WriteStats() store.WriteStats { return b.w.stats.Stats() }
+
 // Close finishes queued consumptions, then closes the database.
 // Closing again returns the first Close's result.
 func (b *Backend) Close() error {

@@ -222,7 +222,7 @@ func TestBatchGrowsDuringSync(t *testing.T) {
 		errs <- err
 	}()
 	<-held.entered // the first write is committed, and its sync held
-	before := b.w.commits.Load()
+	before := b.WriteStats().Commits
 	ran := make(chan struct{})
 	write := func() {
 		errs <- b.do(context.Background(), func(context.Context, *writeTx) (error, error) {
@@ -244,7 +244,7 @@ func TestBatchGrowsDuringSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := b.w.commits.Load() - before; n != 1 {
+	if n := b.WriteStats().Commits - before; n != 1 {
 		t.Errorf("the five writes made during the sync took %d commits, want 1", n)
 	}
 	if out, err := consumeRender(b, 1); err != nil || out.Total != 2 {

@@ -325,6 +325,7 @@ func testConsume(t *testing.T, b store.Backend) {
 		{0, 0, 0, nil},
 	}
 	var want []store.LedgerEntry
+	before := b.WriteStats()
 	for i, s := range steps {
 		out, err := consume(b, 5002, s.n, at.Add(time.Duration(i)*time.Second))
 		if !errors.Is(err, s.err) {
@@ -339,6 +340,13 @@ func testConsume(t *testing.T, b store.Backend) {
 		want = append(want, store.LedgerEntry{Time: at.Add(time.Duration(i) * time.Second), LicenseID: 1001,
 			LicenseFeatureID: 5002, Feature: "export", HardwareID: "hw-1", Requested: s.n, Applied: s.applied,
 			Total: s.total, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
+	}
+	// One after the other, each write is a transaction of its own, the
+	// refused one included; a backend that syncs its log syncs each.
+	after := b.WriteStats()
+	writes, commits, syncs := after.Writes-before.Writes, after.Commits-before.Commits, after.Syncs-before.Syncs
+	if n := uint64(len(steps)); writes != n || commits != n || syncs != 0 && syncs < n {
+		t.Errorf("write stats after %d consumptions: %d writes, %d commits, %d syncs", n, writes, commits, syncs)
 	}
 	got, err := b.Ledger(context.Background(), 1001, 5002)
 	if err != nil {
