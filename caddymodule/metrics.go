@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgelicense/caddy-license-api/store"
 )
 
 // Metrics are created once per process and registered again with each
@@ -18,6 +20,7 @@ var metrics struct {
 	// WithLabelValues hashes its labels at every call.
 	ok    map[string]prometheus.Counter
 	cache cacheCollector
+	store storeCollector
 }
 
 // cacheCollector reports the definitions caches of every open store; their
@@ -42,6 +45,30 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(misses))
 }
 
+// storeCollector reports the group commit of every open store: how many
+// writes, in how many transactions, with how many flushes to disk.
+type storeCollector struct {
+	writes, commits, syncs *prometheus.Desc
+}
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.writes
+	ch <- c.commits
+	ch <- c.syncs
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	var sum store.WriteStats
+	pool.Range(func(_, v any) bool {
+		s := v.(*sharedState).backend.WriteStats()
+		sum.Writes, sum.Commits, sum.Syncs = sum.Writes+s.Writes, sum.Commits+s.Commits, sum.Syncs+s.Syncs
+		return true
+	})
+	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(sum.Writes))
+	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(sum.Commits))
+	ch <- prometheus.MustNewConstMetric(c.syncs, prometheus.CounterValue, float64(sum.Syncs))
+}
+
 func registerMetrics(registry *prometheus.Registry) error {
 	metrics.once.Do(func() {
 		const ns, sub = "caddy", "license_api"
@@ -59,8 +86,16 @@ func registerMetrics(registry *prometheus.Registry) error {
 			misses: prometheus.NewDesc(ns+"_"+sub+"_cache_misses_total",
 				"Definition lookups that read the store.", nil, nil),
 		}
+		metrics.store = storeCollector{
+			writes: prometheus.NewDesc(ns+"_"+sub+"_store_writes_total",
+				"Writes to the store (consumptions, activations, deactivations, refused ones included) committed.", nil, nil),
+			commits: prometheus.NewDesc(ns+"_"+sub+"_store_commits_total",
+				"Transactions that committed the writes: group commit puts several in one.", nil, nil),
+			syncs: prometheus.NewDesc(ns+"_"+sub+"_store_syncs_total",
+				"Flushes of the store's log to disk made by Caddy (SQLite's write-ahead log; none with PostgreSQL, which flushes its own).", nil, nil),
+		}
 	})
-	for _, c := range []prometheus.Collector{metrics.responses, metrics.cache} {
+	for _, c := range []prometheus.Collector{metrics.responses, metrics.cache, metrics.store} {
 		// Several handlers in one configuration register the same
 		// collectors; the first registration serves them all.
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -143,6 +144,10 @@ func TestMetrics(t *testing.T) {
 		`caddy_license_api_responses_total{code="ok",endpoint="add_feature_consumption"} 3`,
 		`caddy_license_api_responses_total{code="feature_not_enough_consumptions",endpoint="add_feature_consumption"} 1`,
 		`caddy_license_api_responses_total{code="unknown_product",endpoint="add_feature_consumption"} 1`,
+		// One after the other, the four consumptions that reached the store
+		// (the refused one included) took a transaction each.
+		"caddy_license_api_store_writes_total 4\n",
+		"caddy_license_api_store_commits_total 4\n",
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -152,6 +157,14 @@ func TestMetrics(t *testing.T) {
 	misses := regexp.MustCompile(`(?m)^caddy_license_api_cache_misses_total ([0-9]+)$`).FindSubmatch(text)
 	if hits == nil || misses == nil || string(hits[1]) == "0" || string(misses[1]) == "0" {
 		t.Errorf("cache metrics missing or zero: hits %q misses %q", hits, misses)
+	}
+	// Each commit was synced (and the seed's import too).
+	syncs := regexp.MustCompile(`(?m)^caddy_license_api_store_syncs_total ([0-9]+)$`).FindSubmatch(text)
+	if syncs == nil {
+		t.Fatal("/metrics lacks caddy_license_api_store_syncs_total")
+	}
+	if n, _ := strconv.Atoi(string(syncs[1])); n < 4 {
+		t.Errorf("%d write-ahead log syncs for 4 commits", n)
 	}
 }
 
