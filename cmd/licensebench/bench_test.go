@@ -60,6 +60,10 @@ func TestRunSmoke(t *testing.T) {
 	if r.CacheHitRatio == nil || *r.CacheHitRatio < 0 || *r.CacheHitRatio > 1 || r.CacheHits+r.CacheMisses == 0 {
 		t.Errorf("cache: %d hits, %d misses, ratio %v", r.CacheHits, r.CacheMisses, r.CacheHitRatio)
 	}
+	// Every fsync covers at least one commit, and every commit one write.
+	if r.WritesPerCommit < 1 || r.WritesPerSync < r.WritesPerCommit {
+		t.Errorf("group commit: %g writes per commit, %g per fsync", r.WritesPerCommit, r.WritesPerSync)
+	}
 	if r.SignCPUPerSignatureUs <= 0 || r.CPUPerRequestInSignatures <= 0 {
 		t.Errorf("signing beside the run: %g µs per signature, %g signatures per request", r.SignCPUPerSignatureUs, r.CPUPerRequestInSignatures)
 	}
@@ -210,6 +214,9 @@ caddy_license_api_cache_misses_total 5.6e+01
 caddy_license_api_responses_total{code="ok",endpoint="add_feature_consumption"} 900
 caddy_license_api_responses_total{code="signature_mismatch",endpoint="add_feature_consumption"} 3
 caddy_license_api_responses_total{code="ok",endpoint="other"} 7
+caddy_license_api_store_writes_total 903
+caddy_license_api_store_commits_total 101
+caddy_license_api_store_syncs_total 99
 go_goroutines 12
 `
 	m, err := parseMetrics(strings.NewReader(text))
@@ -221,6 +228,9 @@ go_goroutines 12
 	}
 	if len(m.answers) != 2 || m.answers["ok"] != 900 || m.answers["signature_mismatch"] != 3 {
 		t.Errorf("answers %v", m.answers)
+	}
+	if m.writes != 903 || m.commits != 101 || m.syncs != 99 {
+		t.Errorf("store: %g writes, %g commits, %g syncs", m.writes, m.commits, m.syncs)
 	}
 	if _, err := parseMetrics(strings.NewReader("go_goroutines 12\n")); err == nil {
 		t.Error("metrics without the license API's counters were accepted")

@@ -382,6 +382,8 @@ func parseProcStat(b []byte) (machineSample, error) {
 type serverMetrics struct {
 	cacheHits, cacheMisses float64
 	answers                map[string]float64 // code ("ok" for 200) → count, add_feature_consumption only
+	// writes, commits and syncs are the store's group commit counters.
+	writes, commits, syncs float64
 }
 
 // scrapeMetrics reads the license API's counters from Caddy's admin endpoint.
@@ -407,6 +409,9 @@ const (
 	metricCacheHits   = "caddy_license_api_cache_hits_total"
 	metricCacheMisses = "caddy_license_api_cache_misses_total"
 	metricResponses   = "caddy_license_api_responses_total"
+	metricWrites      = "caddy_license_api_store_writes_total"
+	metricCommits     = "caddy_license_api_store_commits_total"
+	metricSyncs       = "caddy_license_api_store_syncs_total"
 )
 
 // parseMetrics picks the license API's counters out of Prometheus text
@@ -429,7 +434,7 @@ func parseMetrics(r io.Reader) (serverMetrics, error) {
 		series, value := line[:sp], line[sp+1:]
 		name, labels, _ := strings.Cut(series, "{")
 		switch name {
-		case metricCacheHits, metricCacheMisses, metricResponses:
+		case metricCacheHits, metricCacheMisses, metricResponses, metricWrites, metricCommits, metricSyncs:
 		default:
 			continue
 		}
@@ -446,6 +451,12 @@ func parseMetrics(r io.Reader) (serverMetrics, error) {
 			if label(labels, "endpoint") == "add_feature_consumption" {
 				m.answers[label(labels, "code")] += v
 			}
+		case metricWrites:
+			m.writes = v
+		case metricCommits:
+			m.commits = v
+		case metricSyncs:
+			m.syncs = v
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -519,6 +519,12 @@ func measure(ctx context.Context, cfg config, p *caddyProc, res *RunResult, spec
 			ratio := hits / (hits + misses)
 			res.CacheHitRatio = &ratio
 		}
+		if commits := m1.commits - m0.commits; commits > 0 {
+			res.WritesPerCommit = (m1.writes - m0.writes) / commits
+		}
+		if syncs := m1.syncs - m0.syncs; syncs > 0 {
+			res.WritesPerSync = (m1.writes - m0.writes) / syncs
+		}
 		res.ServerAnswers = map[string]int64{}
 		for code, v := range m1.answers {
 			if d := int64(v - m0.answers[code]); d != 0 {

@@ -187,6 +187,12 @@ type RunResult struct {
 	// ServerAnswers are the server's own answer counts by code ("ok" for
 	// 200) over the window, from the admin /metrics.
 	ServerAnswers map[string]int64 `json:"server_answers,omitempty"`
+	// WritesPerCommit and WritesPerSync are the store's writes over the
+	// window divided by its transactions and by its flushes of the log to
+	// disk: what group commit shares among requests. Absent when there
+	// were none (the static ceiling; WritesPerSync with PostgreSQL).
+	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`
+	WritesPerSync   float64 `json:"writes_per_sync,omitempty"`
 }
 
 // Check is one acceptance target and how the benchmark measured up to it.
@@ -411,17 +417,24 @@ func (rep *Report) print(w io.Writer) {
 		}
 		tw.Flush()
 
-		fmt.Fprintln(w, "\n== Server: start-up (seed import included), memory, definitions cache over the window ==")
+		fmt.Fprintln(w, "\n== Server: start-up (seed import included), memory, definitions cache and group commit over the window ==")
 		tw = newTable(w)
-		fmt.Fprintln(tw, name("run")+"\tstart-up\tpeak RSS\tRSS at end\tcache hits\tcache misses\thit ratio\t")
+		fmt.Fprintln(tw, name("run")+"\tstart-up\tpeak RSS\tRSS at end\tcache hits\tcache misses\thit ratio\twrites/commit\twrites/fsync\t")
 		for _, r := range runs {
 			hits, misses, ratio := "-", "-", "-"
 			if r.CacheHitRatio != nil {
 				hits, misses = strconv.FormatInt(r.CacheHits, 10), strconv.FormatInt(r.CacheMisses, 10)
 				ratio = fmt.Sprintf("%.2f%%", *r.CacheHitRatio*100)
 			}
-			fmt.Fprintf(tw, "%s\t%.1fs\t%.0f MB\t%.0f MB\t%s\t%s\t%s\t\n", name(r.Name), r.StartupSeconds,
-				r.PeakRSSMB, r.EndRSSMB, hits, misses, ratio)
+			perCommit, perSync := "-", "-"
+			if r.WritesPerCommit > 0 {
+				perCommit = fmt.Sprintf("%.1f", r.WritesPerCommit)
+			}
+			if r.WritesPerSync > 0 {
+				perSync = fmt.Sprintf("%.1f", r.WritesPerSync)
+			}
+			fmt.Fprintf(tw, "%s\t%.1fs\t%.0f MB\t%.0f MB\t%s\t%s\t%s\t%s\t%s\t\n", name(r.Name), r.StartupSeconds,
+				r.PeakRSSMB, r.EndRSSMB, hits, misses, ratio, perCommit, perSync)
 		}
 		tw.Flush()
 	}
