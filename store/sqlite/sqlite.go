@@ -98,8 +98,8 @@ func Open(path string) (*Backend, error) {
 }
 
 // walFile is the write-ahead log as the committer syncs it: kept open
-// between syncs, since opening it for each cost as much CPU as a third of
-// the fsync itself.
+// between syncs, since opening it for each cost a third as much CPU as the
+// fsync itself.
 type walFile struct {
 	path string
 	f    *os.File
