@@ -281,20 +281,8 @@ func (b *Backend) LicenseByID(ctx context.Context, id int64) (consumption.Licens
 
 // LicensesByUser implements consumption.Definitions.
 func (b *Backend) LicensesByUser(ctx context.Context, productID int64, username string) ([]consumption.License, error) {
-	rows, err := b.stmts.licensesByUser.QueryContext(ctx, username, productID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []consumption.License
-	for rows.Next() {
-		l, err := scanLicense(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, b.stmts.licensesByUser, func(s scanner) (consumption.License, error) { return scanLicense(s) },
+		username, productID)
 }
 
 // Device implements consumption.Definitions.
