@@ -66,7 +66,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string, ep 
 		writeText(w, answer)
 		return
 	}
-	sig, err := h.signer.Sign(answer)
+	sig, err := h.sign(answer)
 	if err != nil {
 		h.logger.Error("signing a response", zap.Error(err))
 		h.writeError(w, name, errSigning)
@@ -125,7 +125,7 @@ func (h *Handler) checkLicense(r *http.Request, _ string, _, out []byte) ([]byte
 
 // appendLicense appends a license object with its v1 license_signature.
 func (h *Handler) appendLicense(out []byte, v *consumption.LicenseView, activation bool) ([]byte, error) {
-	sig, err := h.signer.Sign(v.SignatureV1Message())
+	sig, err := h.sign(v.SignatureV1Message())
 	if err != nil {
 		h.logger.Error("signing a license", zap.Error(err))
 		return out, errSigning

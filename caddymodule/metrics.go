@@ -18,9 +18,12 @@ var metrics struct {
 	responses *prometheus.CounterVec
 	// ok holds each endpoint's success counter, resolved once, since
 	// WithLabelValues hashes its labels at every call.
-	ok    map[string]prometheus.Counter
-	cache cacheCollector
-	store storeCollector
+	ok map[string]prometheus.Counter
+	// signatures counts the signatures computed: the main CPU cost of an
+	// answer, which error answers reuse from signatureCache.
+	signatures prometheus.Counter
+	cache      cacheCollector
+	store      storeCollector
 }
 
 // cacheCollector reports the definitions caches of every open store; their
@@ -80,6 +83,10 @@ func registerMetrics(registry *prometheus.Registry) error {
 		for name := range endpoints {
 			metrics.ok[name] = metrics.responses.WithLabelValues(name, "ok")
 		}
+		metrics.signatures = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "signatures_total",
+			Help: "Signatures computed for answers and license objects; identical error answers reuse one.",
+		})
 		metrics.cache = cacheCollector{
 			hits: prometheus.NewDesc(ns+"_"+sub+"_cache_hits_total",
 				"Definition lookups served from memory.", nil, nil),
@@ -95,7 +102,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 				"Flushes of the store's log to disk made by Caddy (SQLite's write-ahead log; none with PostgreSQL, which flushes its own).", nil, nil),
 		}
 	})
-	for _, c := range []prometheus.Collector{metrics.responses, metrics.cache, metrics.store} {
+	for _, c := range []prometheus.Collector{metrics.responses, metrics.signatures, metrics.cache, metrics.store} {
 		// Several handlers in one configuration register the same
 		// collectors; the first registration serves them all.
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {

@@ -97,12 +97,18 @@ func (c *signatureCache) get(h *Handler, status int, code, message string) ([]by
 		return sb.body, sb.sig, nil
 	}
 	body := consumption.AppendErrorJSON(nil, status, code, message)
-	sig, err := h.signer.Sign(body)
+	sig, err := h.sign(body)
 	if err != nil {
 		return nil, "", err
 	}
 	c.m.Store(k, &signedBody{body, sig})
 	return body, sig, nil
+}
+
+// sign signs body with the handler's key, counting the signature.
+func (h *Handler) sign(body []byte) (string, error) {
+	metrics.signatures.Inc()
+	return h.signer.Sign(body)
 }
 
 func writeText(w http.ResponseWriter, body []byte) {

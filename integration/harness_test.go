@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -334,6 +336,37 @@ func (n *node) verified(r response) response {
 		n.t.Fatalf("LicenseSignature of %d %s: %v", r.status, r.body, err)
 	}
 	return r
+}
+
+// metrics returns the node's Prometheus metrics, read from the admin
+// endpoint.
+func (n *node) metrics() string {
+	n.t.Helper()
+	resp, err := http.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return string(text)
+}
+
+// metric returns the value of the unlabelled metric name; the test fails
+// when /metrics lacks it.
+func (n *node) metric(name string) int64 {
+	n.t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(n.metrics())
+	if m == nil {
+		n.t.Fatalf("/metrics lacks %s", name)
+	}
+	v, err := strconv.ParseFloat(m[1], 64) // counters print as floats, 1e+06 for a million
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return int64(v)
 }
 
 // consume posts an add_feature_consumption body and checks the signature.

@@ -2,13 +2,9 @@ package integration
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -131,15 +127,7 @@ func TestMetrics(t *testing.T) {
 	}
 	n.consume(body(map[string]any{"consumptions": 1000}))
 	n.consume(body(map[string]any{"product": "nope"}))
-	resp, err := http.Get("http://" + n.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	text, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text := n.metrics()
 	for _, want := range []string{
 		`caddy_license_api_responses_total{code="ok",endpoint="add_feature_consumption"} 3`,
 		`caddy_license_api_responses_total{code="feature_not_enough_consumptions",endpoint="add_feature_consumption"} 1`,
@@ -148,40 +136,43 @@ func TestMetrics(t *testing.T) {
 		// (the refused one included) took a transaction each.
 		"caddy_license_api_store_writes_total 4\n",
 		"caddy_license_api_store_commits_total 4\n",
+		// The three 200s, and the two errors once each.
+		"caddy_license_api_signatures_total 5\n",
 	} {
-		if !strings.Contains(string(text), want) {
+		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	hits := regexp.MustCompile(`(?m)^caddy_license_api_cache_hits_total ([0-9]+)$`).FindSubmatch(text)
-	misses := regexp.MustCompile(`(?m)^caddy_license_api_cache_misses_total ([0-9]+)$`).FindSubmatch(text)
-	if hits == nil || misses == nil || string(hits[1]) == "0" || string(misses[1]) == "0" {
-		t.Errorf("cache metrics missing or zero: hits %q misses %q", hits, misses)
+	if hits, misses := n.metric("caddy_license_api_cache_hits_total"), n.metric("caddy_license_api_cache_misses_total"); hits == 0 || misses == 0 {
+		t.Errorf("cache metrics missing or zero: hits %d misses %d", hits, misses)
 	}
 	// Each commit was synced (and the seed's import too).
-	syncs := regexp.MustCompile(`(?m)^caddy_license_api_store_syncs_total ([0-9]+)$`).FindSubmatch(text)
-	if syncs == nil {
-		t.Fatal("/metrics lacks caddy_license_api_store_syncs_total")
-	}
-	if n, _ := strconv.Atoi(string(syncs[1])); n < 4 {
-		t.Errorf("%d write-ahead log syncs for 4 commits", n)
+	if syncs := n.metric("caddy_license_api_store_syncs_total"); syncs < 4 {
+		t.Errorf("%d write-ahead log syncs for 4 commits", syncs)
 	}
 }
 
-// TestErrorSignaturesCached checks that an error body is signed once: with
-// an ECDSA key every fresh signature differs (its nonce is random), so
-// identical errors must carry the identical cached signature, while two
-// 200s, which are signed per answer, differ.
+// TestErrorSignaturesCached checks that an error body is signed once,
+// while every 200 is signed afresh: the counter of signatures Caddy
+// computes grows by one for two identical errors, and by two for two 200s.
 func TestErrorSignaturesCached(t *testing.T) {
 	n := startNode(t, nodeConfig{keyType: signing.ECDSAP256})
+	signed := func() int64 { return n.metric("caddy_license_api_signatures_total") }
+	s0 := signed()
 	refused := body(map[string]any{"product": "nope"})
 	a, b := n.consume(refused), n.consume(refused)
 	if a.status != 400 || string(a.body) != string(b.body) || a.signature != b.signature {
-		t.Errorf("identical errors: %d %s / %s, signatures %q and %q; want one cached signature", a.status, a.body, b.body, a.signature, b.signature)
+		t.Errorf("identical errors: %d %s / %s, signatures %q and %q; want one signature", a.status, a.body, b.body, a.signature, b.signature)
+	}
+	s1 := signed()
+	if s1-s0 != 1 {
+		t.Errorf("two identical errors were signed %d times, want once", s1-s0)
 	}
 	granted := body(map[string]any{"consumptions": 0})
-	c, d := n.consume(granted), n.consume(granted)
-	if c.status != 200 || string(c.body) != string(d.body) || c.signature == d.signature {
-		t.Errorf("identical 200s: %d, signatures %q and %q; want two fresh signatures", c.status, c.signature, d.signature)
+	if c, d := n.consume(granted), n.consume(granted); c.status != 200 || d.status != 200 {
+		t.Fatalf("consumptions of 0: %d %s / %d %s", c.status, c.body, d.status, d.body)
+	}
+	if s2 := signed(); s2-s1 != 2 {
+		t.Errorf("two 200s were signed %d times, want twice", s2-s1)
 	}
 }
