@@ -10,9 +10,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -274,6 +276,51 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				t.Errorf("Verify: %v", err)
 			}
 		})
+	}
+}
+
+// TestECDSAIsRFC6979 checks ECDSA signing against the P-256/SHA-256 vector
+// of RFC 6979 (appendix A.2.5, message "sample"): a deterministic nonce,
+// not merely a valid signature.
+func TestECDSAIsRFC6979(t *testing.T) {
+	hexInt := func(h string) *big.Int {
+		n, ok := new(big.Int).SetString(h, 16)
+		if !ok {
+			t.Fatalf("bad hex %q", h)
+		}
+		return n
+	}
+	d := hexInt("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
+	wantR := hexInt("EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716")
+	wantS := hexInt("F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8")
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d.FillBytes(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParsePrivateKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the same answer each time
+		sigB64, err := s.Sign([]byte("sample"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := base64.StdEncoding.DecodeString(sigB64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs struct{ R, S *big.Int }
+		if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
+			t.Fatalf("signature % x: %v, %d bytes left", sig, err, len(rest))
+		}
+		if rs.R.Cmp(wantR) != 0 || rs.S.Cmp(wantS) != 0 {
+			t.Errorf("(r, s) = (%X, %X), want RFC 6979's (%X, %X)", rs.R, rs.S, wantR, wantS)
+		}
 	}
 }
 
