@@ -43,7 +43,7 @@ func benchHandler(b *testing.B, kt signing.KeyType, licenses int) *Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := be.Import(context.Background(), plan); err != nil {
+	if _, err := be.Import(context.Background(), plan); err != nil {
 		b.Fatal(err)
 	}
 	c, err := store.NewCache(be, 0, 0)

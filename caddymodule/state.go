@@ -107,13 +107,18 @@ func (h *Handler) importSeed(path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := h.state.backend.Import(ctx, plan); err != nil {
+	applied, err := h.state.backend.Import(ctx, plan)
+	if err != nil {
 		return fmt.Errorf("seed %s: %w", path, err)
 	}
-	h.state.cache.Clear()
-	h.logger.Info("imported seed", zap.String("path", path),
-		zap.Int("products", len(plan.Products)), zap.Int("licenses", plan.Licenses),
-		zap.Duration("took", time.Since(start)))
+	if applied {
+		h.state.cache.Clear()
+		h.logger.Info("imported seed", zap.String("path", path),
+			zap.Int("products", len(plan.Products)), zap.Int("licenses", plan.Licenses),
+			zap.Duration("took", time.Since(start)))
+	} else {
+		h.logger.Info("seed unchanged since the store's last import; nothing to apply", zap.String("path", path))
+	}
 	if h.Cache != nil && h.Cache.Warm {
 		h.warmCache(ctx)
 	}

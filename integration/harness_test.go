@@ -191,7 +191,9 @@ http://127.0.0.1:%d {
 }
 
 // reload replaces the running config through the admin endpoint, as
-// `caddy reload` does.
+// `caddy reload --force` does: forced, so that Caddy provisions the handlers
+// again even when the Caddyfile is the one running (as after an edit of the
+// seed file alone).
 func (n *node) reload(caddyfile string) {
 	n.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+n.admin+"/load", strings.NewReader(caddyfile))
@@ -199,6 +201,7 @@ func (n *node) reload(caddyfile string) {
 		n.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		n.t.Fatal(err)

@@ -49,6 +49,18 @@ func TestReload(t *testing.T) {
 	if rows := n.ledgerRows(5051); rows != 2 {
 		t.Errorf("ledger has %d rows, want 2", rows)
 	}
+
+	// Reloading with the same file skips its import, so the cache is kept:
+	// the next request reads nothing from the store.
+	misses := n.metric("caddy_license_api_cache_misses_total")
+	n.reload(n.caddyfile)
+	sdk["consumptions"] = 5
+	if r := n.consume(body(sdk)); r.status != 200 || !strings.Contains(string(r.body), `"total_consumptions":25`) {
+		t.Errorf("after reloading the same seed: %d %s; want total 25", r.status, r.body)
+	}
+	if m := n.metric("caddy_license_api_cache_misses_total"); m != misses {
+		t.Errorf("%d cache misses after reloading an unchanged seed; want none (the cache kept)", m-misses)
+	}
 }
 
 // TestCommands runs `caddy license-api keygen` and `consume` as a user

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
@@ -12,8 +13,9 @@ import (
 // license features by (license, code), devices by (license, hardware id),
 // blacklist entries by (product, hardware id). It never deletes, and it sets a
 // counter only when the seed gives total_consumptions for it and that value
-// differs from the one the previous import gave: re-importing a file (which
-// every Caddy reload does) leaves counters alone.
+// differs from the one the previous import gave: importing the same
+// definitions again leaves counters alone. (The same bytes again are not
+// imported at all; see Digest.)
 //
 // A plan does not hold its licenses: a seed may have hundreds of thousands,
 // and holding them planned took several times the memory of the seed's
@@ -70,6 +72,26 @@ type PlanBlacklistEntry struct {
 // id, so that a generated id is never one the plan names for a later row.
 func (p *Plan) MaxIDs() (license, feature int64) {
 	return p.maxLicenseID, p.maxFeatureID
+}
+
+// planFormat is hashed into every Plan.Digest. A build that plans the same
+// seed text into different rows (a new field, a changed default) must
+// change it, so that the files its predecessor imported are applied again
+// after an upgrade rather than skipped.
+const planFormat = "caddy-license-api seed plan 1\n"
+
+// Digest identifies the seed's text as this build plans it. A backend
+// records the digest of each import it commits and skips an import whose
+// digest is the one recorded: every start and reload imports its seed,
+// usually the same file, and re-applying it would change nothing that an
+// import set (the counters and activation flags it leaves alone change
+// only at run time). Only edits made to the database by hand would be
+// undone, and those a byte-identical file no longer overwrites.
+func (p *Plan) Digest() []byte {
+	h := sha256.New()
+	h.Write([]byte(planFormat))
+	h.Write(p.data)
+	return h.Sum(nil)
 }
 
 // PlanWriter writes the parts of a plan inside a backend's import

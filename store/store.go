@@ -23,8 +23,10 @@ type Backend interface {
 	Source
 	consumption.Recorder
 	// Import applies a validated seed as one transaction: all of it or, on
-	// error, nothing. See Plan for what an import changes.
-	Import(ctx context.Context, p *Plan) error
+	// error, nothing. See Plan for what an import changes. It applies
+	// nothing, and returns false, when the last import committed to the
+	// database had the same Plan.Digest.
+	Import(ctx context.Context, p *Plan) (applied bool, err error)
 	// Ledger returns the consumption ledger of one license feature, or with
 	// licenseFeatureID 0 of the license's own counter, oldest first.
 	Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]LedgerEntry, error)

@@ -71,7 +71,7 @@ func importJSON(t *testing.T, b *Backend, seed string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.Import(ctx, p); err != nil {
+	if _, err := b.Import(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,17 +26,23 @@ import (
 // An import that changes counters or licenses in use may deadlock with a
 // batch of writes, which locks its rows in another order; the database then
 // aborts one of the two, and an aborted import is tried again.
-func (b *Backend) Import(ctx context.Context, p *store.Plan) error {
+//
+// An import whose digest is the last one committed is skipped: the nodes
+// of a cluster usually share one seed file, and each start or reload would
+// otherwise read every row of it again.
+func (b *Backend) Import(ctx context.Context, p *store.Plan) (applied bool, err error) {
+	digest := p.Digest()
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginTxFunc(ctx, b.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 			im := &importer{tx: tx, ctx: ctx, now: time.Now()}
-			return im.run(p)
+			applied, err = im.run(p, digest)
+			return err
 		})
 		if err == nil {
-			return nil
+			return applied, nil
 		}
 		if attempt == maxWriteAttempts || ctx.Err() != nil || !lockConflict(err) {
-			return fmt.Errorf("postgres store: import: %w", err)
+			return false, fmt.Errorf("postgres store: import: %w", err)
 		}
 	}
 }
@@ -50,32 +57,46 @@ type importer struct {
 	changed bool
 }
 
-func (im *importer) run(p *store.Plan) error {
+func (im *importer) run(p *store.Plan, digest []byte) (applied bool, err error) {
 	// The pool's connections end a transaction left idle for the store's
 	// timeout (see parseConfig), but an import is idle between statements
 	// while it hashes or verifies a seed password (Argon2id: about 100 ms
 	// each, far more on a busy host). Allow it a minute: still bounded, for
 	// a node that vanished mid-import; ctx bounds the import itself.
 	if _, err := im.tx.Exec(im.ctx, `SET LOCAL idle_in_transaction_session_timeout = '1min'`); err != nil {
-		return err
+		return false, err
 	}
 	// Two nodes importing at once take turns, so that the second finds the
 	// first's rows rather than racing it to insert them.
+	// The lock also makes the digest read below the last one committed.
 	if _, err := im.tx.Exec(im.ctx, `SELECT pg_advisory_xact_lock(`+lockKey("import")+`)`); err != nil {
-		return err
+		return false, err
+	}
+	var last []byte
+	err = im.tx.QueryRow(im.ctx, `SELECT digest FROM seed_digest WHERE id = 1`).Scan(&last)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("reading the last seed's digest: %w", err)
+	}
+	if bytes.Equal(last, digest) {
+		return false, nil
 	}
 	if err := im.reserveIDs(p); err != nil {
-		return err
+		return false, err
 	}
 	if err := p.Apply(im); err != nil {
-		return err
+		return false, err
+	}
+	// Not a change of definitions: no node needs to hear of it.
+	if _, err := im.tx.Exec(im.ctx, `INSERT INTO seed_digest (id, digest) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET digest = excluded.digest`, digest); err != nil {
+		return false, fmt.Errorf("recording the seed's digest: %w", err)
 	}
 	if !im.changed {
-		return nil
+		return true, nil
 	}
 	// Delivered when, and only if, the transaction commits.
-	_, err := im.tx.Exec(im.ctx, `SELECT pg_notify($1, $2)`, Channel, PayloadAll)
-	return err
+	_, err = im.tx.Exec(im.ctx, `SELECT pg_notify($1, $2)`, Channel, PayloadAll)
+	return true, err
 }
 
 // exec runs a statement and notes whether it changed a row.

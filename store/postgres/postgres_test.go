@@ -121,7 +121,8 @@ func TestTwoBackendsLicenseLimits(t *testing.T) {
 
 // TestNodesStartTogether opens several Backends on an empty schema at once:
 // the advisory lock lets one migrate while the others wait, and then they
-// import the same seed at once, which the import lock serializes.
+// import the same seed at once, which the import lock serializes: the first
+// applies it, and the others find its digest and skip it.
 func TestNodesStartTogether(t *testing.T) {
 	dsn := freshSchema(t)
 	const nodes = 4
@@ -146,14 +147,18 @@ func TestNodesStartTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	applied := make([]bool, nodes)
 	for i, b := range backends {
-		wg.Go(func() { errs[i] = b.Import(context.Background(), plan) })
+		wg.Go(func() { applied[i], errs[i] = b.Import(context.Background(), plan) })
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("import on node %d: %v", i, err)
 		}
+	}
+	if n := len(slices.DeleteFunc(applied, func(a bool) bool { return !a })); n != 1 {
+		t.Errorf("%d nodes applied the seed, want 1", n)
 	}
 	var versions, products int
 	if err := backends[0].pool.QueryRow(context.Background(),

@@ -131,6 +131,14 @@ CREATE TABLE consumption_ledger (
 );
 CREATE INDEX consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
 `,
+	// The digest of the last seed imported, so that importing the same
+	// file again is skipped (see store.Plan.Digest).
+	`
+CREATE TABLE seed_digest (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	digest BYTEA NOT NULL
+);
+`,
 }
 
 // featureColumns are read, in this order, by scanFeature.

@@ -26,7 +26,7 @@ func BenchmarkCacheWarm100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := db.Import(context.Background(), p); err != nil {
+	if _, err := db.Import(context.Background(), p); err != nil {
 		b.Fatal(err)
 	}
 	p = nil

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,42 +12,57 @@ import (
 	"github.com/edgelicense/caddy-license-api/store"
 )
 
-// Import implements store.Backend: it upserts the plan in one transaction.
-func (b *Backend) Import(ctx context.Context, p *store.Plan) (err error) {
+// Import implements store.Backend: it upserts the plan in one transaction,
+// unless the last import had the same digest.
+func (b *Backend) Import(ctx context.Context, p *store.Plan) (applied bool, err error) {
 	if err := b.w.failed(); err != nil {
-		return err
+		return false, err
 	}
 	tx, err := b.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil || !applied {
 			tx.Rollback()
 		}
 	}()
+	digest := p.Digest()
+	var last []byte
+	err = tx.QueryRowContext(ctx, `SELECT digest FROM seed_digest WHERE id = 1`).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("reading the last seed's digest: %w", err)
+	}
+	if bytes.Equal(last, digest) {
+		return false, nil
+	}
 	im := importer{tx: tx, ctx: ctx, now: time.Now()}
 	if err := im.prepare(); err != nil {
-		return err
+		return false, err
 	}
 	if err := im.reserveIDs(p); err != nil {
-		return err
+		return false, err
 	}
 	b.w.invalidate()
 	if err := p.Apply(&im); err != nil {
-		return err
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO seed_digest (id, digest) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET digest = excluded.digest`, digest); err != nil {
+		return false, fmt.Errorf("recording the seed's digest: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return false, err
 	}
+	applied = true
 	if err := b.w.sync(); err != nil {
-		return err
+		return applied, err
 	}
 	// The import read and wrote pages of every table, which filled the
 	// write connection's page cache with pages that consumptions mostly
 	// never touch; those they do come back as they are used.
 	_, err = b.write.ExecContext(ctx, `PRAGMA shrink_memory`)
-	return err
+	return applied, err
 }
 
 // importer is the store.PlanWriter of one import transaction.

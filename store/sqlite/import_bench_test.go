@@ -28,7 +28,7 @@ func BenchmarkImport100k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := db.Import(context.Background(), p); err != nil {
+		if _, err := db.Import(context.Background(), p); err != nil {
 			b.Fatal(err)
 		}
 		if err := db.Close(); err != nil {

@@ -2,7 +2,7 @@ package sqlite
 
 // schemaVersion is stored in PRAGMA user_version; a later schema change
 // adds a migration from the version before it.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[v] brings a database of schema version v to version v+1.
 var migrations = map[int]string{
@@ -11,7 +11,16 @@ var migrations = map[int]string{
 	// licenses are many (the commit's WAL writes and checkpoints grew
 	// with it), while only audits read the ledger by license.
 	1: `DROP INDEX IF EXISTS consumption_ledger_by_counter`,
+	// Version 3 records the digest of the last seed imported, so that
+	// importing the same file again is skipped.
+	2: seedDigestTable,
 }
+
+// seedDigestTable holds the store.Plan.Digest of the last import committed.
+const seedDigestTable = `CREATE TABLE IF NOT EXISTS seed_digest (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	digest BLOB NOT NULL
+);`
 
 // schema creates the tables on first open. Booleans are 0/1 integers, times
 // are Unix milliseconds (NULL for "never"), and blacklist.product_id 0 bars a
@@ -126,7 +135,7 @@ CREATE TABLE IF NOT EXISTS consumption_ledger (
 	api_key TEXT NOT NULL,
 	event TEXT NOT NULL
 );
-`
+` + seedDigestTable
 
 // featureColumns are read, in this order, by scanFeature.
 const featureColumns = `id, license_id, code, name, feature_type, expiry_date,

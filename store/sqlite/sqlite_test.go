@@ -108,7 +108,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := b.write.Exec(`CREATE INDEX consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
-		PRAGMA user_version = 1`); err != nil {
+		DROP TABLE seed_digest; PRAGMA user_version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
@@ -118,15 +118,29 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	b = open2(t, path)
-	var version, indexes int
+	var version, indexes, digests int
 	if err := b.write.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.write.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'consumption_ledger_by_counter'`).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	if version != schemaVersion || indexes != 0 {
-		t.Errorf("after opening a version 1 database: version %d with %d ledger index; want %d without", version, indexes, schemaVersion)
+	if err := b.write.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'seed_digest'`).Scan(&digests); err != nil {
+		t.Fatal(err)
+	}
+	if version != schemaVersion || indexes != 0 || digests != 1 {
+		t.Errorf("after opening a version 1 database: version %d, %d ledger index, %d seed_digest table; want %d, none, one",
+			version, indexes, digests, schemaVersion)
+	}
+	// A seed imported before the digest was recorded is applied once more.
+	for i, want := range []bool{true, false} {
+		p, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied, err := b.Import(context.Background(), p); err != nil || applied != want {
+			t.Errorf("import %d after the migration: applied %v, %v; want %v", i+1, applied, err, want)
+		}
 	}
 	if out, err := consumeRender(b, 1); err != nil || out.Total != 4 {
 		t.Errorf("consuming after the migration: total %d, %v; want 4", out.Total, err)
@@ -156,7 +170,7 @@ func TestSyncFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Import(context.Background(), p); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+	if _, err := b.Import(context.Background(), p); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Errorf("import after the failed sync: %v; want the sync's error", err)
 	}
 	if failing.syncs != 1 {

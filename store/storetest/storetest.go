@@ -86,16 +86,19 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-// ImportSeed parses seed and imports it into b, failing t on any error.
-func ImportSeed(t *testing.T, b store.Backend, seed string) {
+// ImportSeed parses seed and imports it into b, failing t on any error. It
+// returns whether the import was applied (see store.Backend.Import).
+func ImportSeed(t *testing.T, b store.Backend, seed string) (applied bool) {
 	t.Helper()
 	p, err := store.ParseSeed("seed.json", []byte(seed))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Import(context.Background(), p); err != nil {
+	applied, err = b.Import(context.Background(), p)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return applied
 }
 
 func mustFeature(t *testing.T, b store.Backend, licenseID int64, code string) consumption.LicenseFeature {
@@ -463,8 +466,14 @@ func testReimport(t *testing.T, b store.Backend) {
 	if _, err := consume(b, 5001, 40, at); err != nil {
 		t.Fatal(err)
 	}
-	// The same file again (every Caddy reload does this) keeps the counter.
-	ImportSeed(t, b, Seed)
+	// The same file again (every Caddy reload does this) is skipped; the
+	// same definitions in other bytes are applied, and keep the counter.
+	if ImportSeed(t, b, Seed) {
+		t.Error("re-importing the same file was applied; want it skipped")
+	}
+	if !ImportSeed(t, b, Seed+"\n") {
+		t.Error("importing a file with other bytes was skipped")
+	}
 	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 40 {
 		t.Fatalf("after re-import: total %d, %v; want 40 kept", out.Total, err)
 	}
@@ -499,9 +508,17 @@ func testReimport(t *testing.T, b store.Backend) {
 	if out, err := consume(b, 5001, 1, at); err != nil || out.Total != 8 {
 		t.Errorf("after setting total 7: total %d, %v; want 8", out.Total, err)
 	}
-	ImportSeed(t, b, setTotal)
+	// Re-formatted, so that it is applied rather than skipped.
+	ImportSeed(t, b, " "+setTotal)
 	if out, err := consume(b, 5001, 0, at); err != nil || out.Total != 8 {
 		t.Errorf("re-importing total 7 reset the counter: total %d, %v; want 8", out.Total, err)
+	}
+	// Only the last import's digest counts: an older file is applied again.
+	if !ImportSeed(t, b, changed) {
+		t.Error("importing an earlier file again was skipped")
+	}
+	if f := mustFeature(t, b, 1001, "render"); f.Name != "Render 2" {
+		t.Errorf("feature after importing the changed file again: %+v", f)
 	}
 }
 
@@ -515,8 +532,11 @@ func testImportIsAtomic(t *testing.T, b store.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Import(context.Background(), p); err == nil {
-		t.Fatal("importing a second license with an existing key succeeded")
+	// Twice: the failed import must not have recorded its digest.
+	for range 2 {
+		if _, err := b.Import(context.Background(), p); err == nil {
+			t.Fatal("importing a second license with an existing key succeeded")
+		}
 	}
 	if _, ok, err := b.Product(context.Background(), "new"); ok || err != nil {
 		t.Errorf("a failed import left product new behind (%v, %v)", ok, err)
