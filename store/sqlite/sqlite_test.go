@@ -94,6 +94,70 @@ func consumeRender(b *Backend, n int64) (consumption.FeatureOutcome, error) {
 	})
 }
 
+// TestCounterGuard makes the committer's copy of a counter row differ from
+// the database behind its back (a change data_version would not show) and
+// checks that the compare-and-set guard fails the consumption, as a store
+// failure, rather than granting it against the wrong value or settings,
+// and that nothing of it is written.
+func TestCounterGuard(t *testing.T) {
+	feature := func(b *Backend) error {
+		_, err := consumeRender(b, 1)
+		return err
+	}
+	license := func(b *Backend) error {
+		_, err := b.ConsumeLicense(context.Background(), consumption.LicenseConsumption{
+			Time: time.Now(), LicenseID: 1003, HardwareID: "hw-1", Requested: 1, APIKey: "key-1",
+			Event: consumption.EventConsumptionAdd,
+		})
+		return err
+	}
+	for _, c := range []struct {
+		name    string
+		key     rowKey
+		consume func(*Backend) error
+		tamper  func(*counterRow)
+	}{
+		{"feature total", rowKey{id: 5001}, feature, func(r *counterRow) { r.stored.Total, r.cur.Total = 7, 7 }},
+		{"feature settings", rowKey{id: 5001}, feature, func(r *counterRow) { r.settings.MaxConsumption = 1000 }},
+		{"license total", rowKey{license: true, id: 1003}, license, func(r *counterRow) { r.stored.Total, r.cur.Total = 7, 7 }},
+		{"license settings", rowKey{license: true, id: 1003}, license, func(r *counterRow) { r.settings.AllowNegative = false }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := open2(t, filepath.Join(t.TempDir(), "license_api.db"))
+			storetest.ImportSeed(t, b, storetest.Seed)
+			if err := c.consume(b); err != nil { // reads the row into the copy
+				t.Fatal(err)
+			}
+			ledger := func() (n int64) {
+				if err := b.write.QueryRow(`SELECT COUNT(*) FROM consumption_ledger`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			before := ledger()
+			// The last consumption's answer ordered the committer's work on
+			// the copy before this, and the next one's queueing orders this
+			// before its next use.
+			row := b.w.rows.m[c.key]
+			if row == nil {
+				t.Fatalf("the committer has no copy of %+v", c.key)
+			}
+			c.tamper(row)
+			err := c.consume(b)
+			if err == nil || errors.As(err, new(*consumption.Error)) {
+				t.Fatalf("consuming against a tampered copy: %v; want a store failure", err)
+			}
+			if after := ledger(); after != before {
+				t.Errorf("the failed batch wrote %d ledger rows", after-before)
+			}
+			// The copy was dropped with the batch: the next one reads the row.
+			if err := c.consume(b); err != nil {
+				t.Errorf("consuming after the failure: %v", err)
+			}
+		})
+	}
+}
+
 // TestMigrateFromVersion1 opens a database as schema version 1 left it (with
 // the ledger index by counter) and checks that it is brought to the current
 // version, keeping its data.
