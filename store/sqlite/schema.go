@@ -17,6 +17,8 @@ var migrations = map[int]string{
 }
 
 // seedDigestTable holds the store.Plan.Digest of the last import committed.
+// A later migration that adds columns a seed fills must empty it, so that
+// the next start imports the unchanged seed again rather than skipping it.
 const seedDigestTable = `CREATE TABLE IF NOT EXISTS seed_digest (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	digest BLOB NOT NULL
