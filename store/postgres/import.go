@@ -55,6 +55,12 @@ type importer struct {
 	ctx     context.Context
 	now     time.Time
 	changed bool
+	// writes are the license's statements that need no answer, with a
+	// label for each one's errors; License sends them together once it
+	// has read what it needs, one round trip instead of one per statement.
+	// None of the license's reads depends on them.
+	writes pgx.Batch
+	labels []string
 }
 
 func (im *importer) run(p *store.Plan, digest []byte) (applied bool, err error) {
@@ -105,6 +111,41 @@ func (im *importer) exec(sql string, args ...any) error {
 	if tag.RowsAffected() > 0 {
 		im.changed = true
 	}
+	return err
+}
+
+// queue adds a statement to the license's writes; label, if not empty,
+// prefixes its error.
+func (im *importer) queue(label, sql string, args ...any) {
+	im.writes.Queue(sql, args...)
+	im.labels = append(im.labels, label)
+}
+
+// flush sends the queued writes, in order, and notes whether any changed a
+// row.
+func (im *importer) flush() error {
+	if len(im.labels) == 0 {
+		return nil
+	}
+	br := im.tx.SendBatch(im.ctx, &im.writes)
+	var err error
+	for _, label := range im.labels {
+		tag, e := br.Exec()
+		if e != nil {
+			if label != "" {
+				e = fmt.Errorf("%s: %w", label, e)
+			}
+			err = e
+			break
+		}
+		if tag.RowsAffected() > 0 {
+			im.changed = true
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	im.writes, im.labels = pgx.Batch{}, im.labels[:0]
 	return err
 }
 
@@ -253,7 +294,8 @@ func sameLicense(stored, plan *consumption.License) bool {
 		stored.Customer == plan.Customer && stored.Metadata == plan.Metadata && stored.Consumption == plan.Consumption
 }
 
-// License implements store.PlanWriter.
+// License implements store.PlanWriter. A license is read first, then its
+// writes are sent together; a new one's users and features need no read.
 func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	id := l.ID
 	if id == 0 {
@@ -269,13 +311,15 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 		stored, err = scanLicense(im.tx.QueryRow(im.ctx, `SELECT `+licenseColumns+`, l.seeded_active
 			FROM licenses l WHERE l.id = $1`, id), &seededActive)
 	}
+	isNew := errors.Is(err, pgx.ErrNoRows)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows) && id == 0:
+	case isNew && id == 0:
 		im.changed = true
 		err = im.tx.QueryRow(im.ctx, licenseInsert+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 			$11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`, licenseArgs(l, pid, l.Active)...).Scan(&id)
-	case errors.Is(err, pgx.ErrNoRows):
-		err = im.exec(licenseInsert+`, id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+	case isNew:
+		err = nil
+		im.queue("", licenseInsert+`, id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 			$11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`, append(licenseArgs(l, pid, l.Active), id)...)
 	case err == nil:
 		// Activations change the active flag at run time; the seed's value
@@ -287,56 +331,56 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 		want := l.License
 		want.ProductID = pid
 		if !sameLicense(&stored, &want) || active != stored.Active || !seededActive.Valid || seededActive.Bool != l.Active {
-			err = im.exec(`UPDATE licenses SET `+licenseSet+` WHERE id = $20`, append(licenseArgs(l, pid, active), id)...)
+			im.queue("", `UPDATE licenses SET `+licenseSet+` WHERE id = $20`, append(licenseArgs(l, pid, active), id)...)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	if err := im.setSeededTotal("licenses", id, l.Total, &l.Consumption); err != nil {
-		return err
-	}
-	if err := im.users(id, l); err != nil {
+	im.setSeededTotal("", "licenses", id, l.Total, &l.Consumption)
+	if err := im.users(id, l, isNew); err != nil {
 		return err
 	}
 	for i := range l.Features {
-		if err := im.licenseFeature(id, &l.Features[i]); err != nil {
+		if err := im.licenseFeature(id, &l.Features[i], isNew); err != nil {
 			return fmt.Errorf("feature %q: %w", l.Features[i].Code, err)
 		}
 	}
 	for _, d := range l.Devices {
 		// Like a license's active flag, a device's binding changes at run
 		// time; the seed only sets it when its own value changed.
-		if err := im.exec(`INSERT INTO devices (license_id, hardware_id, active, seeded_active) VALUES ($1, $2, $3, $3)
+		im.queue(fmt.Sprintf("device %q", d.HardwareID), `INSERT INTO devices (license_id, hardware_id, active, seeded_active)
+			VALUES ($1, $2, $3, $3)
 			ON CONFLICT (license_id, hardware_id) DO UPDATE SET active = excluded.active, seeded_active = excluded.active
-			WHERE devices.seeded_active IS DISTINCT FROM excluded.active`, id, d.HardwareID, d.Active); err != nil {
-			return fmt.Errorf("device %q: %w", d.HardwareID, err)
-		}
+			WHERE devices.seeded_active IS DISTINCT FROM excluded.active`, id, d.HardwareID, d.Active)
 	}
-	return nil
+	return im.flush()
 }
 
 // users makes the license's users the plan's, keeping each stored password
-// hash that still matches the seed's password.
-func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
-	rows, err := im.tx.Query(im.ctx, `SELECT username, password_hash FROM license_users WHERE license_id = $1`, licenseID)
-	if err != nil {
-		return err
-	}
+// hash that still matches the seed's password. A new license has none to
+// read.
+func (im *importer) users(licenseID int64, l *store.PlanLicense, isNew bool) error {
 	stored := map[string]string{}
-	var name, hash string
-	if _, err := pgx.ForEachRow(rows, []any{&name, &hash}, func() error {
-		stored[name] = hash
-		return nil
-	}); err != nil {
-		return err
+	if !isNew {
+		rows, err := im.tx.Query(im.ctx, `SELECT username, password_hash FROM license_users WHERE license_id = $1`, licenseID)
+		if err != nil {
+			return err
+		}
+		var name, hash string
+		if _, err := pgx.ForEachRow(rows, []any{&name, &hash}, func() error {
+			stored[name] = hash
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
 	users := l.Users
 	if users == nil {
 		users = []string{}
 	}
-	if err := im.exec(`DELETE FROM license_users WHERE license_id = $1 AND username <> ALL($2)`, licenseID, users); err != nil {
-		return err
+	if len(stored) > 0 {
+		im.queue("", `DELETE FROM license_users WHERE license_id = $1 AND username <> ALL($2)`, licenseID, users)
 	}
 	for i, u := range users {
 		old, found := stored[u]
@@ -346,26 +390,28 @@ func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
 		}
 		switch {
 		case !found:
-			err = im.exec(`INSERT INTO license_users (license_id, username, password_hash) VALUES ($1, $2, $3)`,
+			im.queue("", `INSERT INTO license_users (license_id, username, password_hash) VALUES ($1, $2, $3)`,
 				licenseID, u, hash)
 		case hash != old:
-			err = im.exec(`UPDATE license_users SET password_hash = $3 WHERE license_id = $1 AND username = $2`,
+			im.queue("", `UPDATE license_users SET password_hash = $3 WHERE license_id = $1 AND username = $2`,
 				licenseID, u, hash)
-		}
-		if err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
-func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature) error {
+// licenseFeature queues the writes that make a license feature the plan's.
+// A new license has no features to read, unless the plan names one by id,
+// which may belong to another license.
+func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature, licenseIsNew bool) error {
+	label := fmt.Sprintf("feature %q", f.Code)
 	id := f.ID
 	var stored consumption.LicenseFeature
-	var err error
-	if id != 0 {
+	err := pgx.ErrNoRows
+	switch {
+	case id != 0:
 		err = scanFeature(im.tx.QueryRow(im.ctx, `SELECT `+featureColumns+` FROM license_features WHERE id = $1`, id), &stored)
-	} else {
+	case !licenseIsNew:
 		err = scanFeature(im.tx.QueryRow(im.ctx, `SELECT `+featureColumns+` FROM license_features
 			WHERE license_id = $1 AND code = $2`, licenseID, f.Code), &stored)
 		id = stored.ID
@@ -375,41 +421,52 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 	values := featureValues(&want)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) && id == 0:
+		// With its counter: the id the row gets is not known here.
 		im.changed = true
-		err = im.tx.QueryRow(im.ctx, `INSERT INTO license_features (license_id, code, name, feature_type,
+		var periodStart int64
+		if f.Total != nil {
+			periodStart = im.periodStart(&f.Settings)
+		}
+		im.queue(label, `INSERT INTO license_features (license_id, code, name, feature_type,
 			expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
-			reset_consumption, consumption_period, is_floating, is_floating_cloud)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
-			append([]any{licenseID, f.Code, f.Name}, values...)...).Scan(&id)
+			reset_consumption, consumption_period, is_floating, is_floating_cloud,
+			total_consumptions, period_start, seeded_total)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, COALESCE($15::bigint, 0), $16, $15::bigint)`,
+			append(append([]any{licenseID, f.Code, f.Name}, values...), f.Total, periodStart)...)
+		return nil
 	case errors.Is(err, pgx.ErrNoRows):
-		err = im.exec(`INSERT INTO license_features (id, license_id, code, name, feature_type,
+		im.queue(label, `INSERT INTO license_features (id, license_id, code, name, feature_type,
 			expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
 			reset_consumption, consumption_period, is_floating, is_floating_cloud)
 			VALUES ($15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			append(append([]any{licenseID, f.Code, f.Name}, values...), id)...)
-	case err == nil && !sameFeature(&stored, &want):
+	case err != nil:
+		return err
+	case !sameFeature(&stored, &want):
 		// The parameters follow featureSettingsSet's numbering.
-		err = im.exec(`UPDATE license_features SET license_id = $1, code = $2, `+featureSettingsSet+` WHERE id = $15`,
+		im.queue(label, `UPDATE license_features SET license_id = $1, code = $2, `+featureSettingsSet+` WHERE id = $15`,
 			append(append([]any{licenseID, f.Code, f.Name}, values...), id)...)
 	}
-	if err != nil {
-		return err
-	}
-	return im.setSeededTotal("license_features", id, f.Total, &f.Settings)
+	im.setSeededTotal(label, "license_features", id, f.Total, &f.Settings)
+	return nil
 }
 
-// setSeededTotal sets a counter from the seed only when the seed's value is
-// new to this database, so that re-importing an unchanged file never undoes
-// consumptions. The period starts now, or a resetting counter would drop the
-// value at once.
-func (im *importer) setSeededTotal(table string, id int64, total *int64, s *consumption.Settings) error {
+// setSeededTotal queues the write of a counter from the seed, made only
+// when the seed's value is new to this database, so that re-importing an
+// unchanged file never undoes consumptions.
+func (im *importer) setSeededTotal(label, table string, id int64, total *int64, s *consumption.Settings) {
 	if total == nil {
-		return nil
+		return
 	}
-	var periodStart int64
+	im.queue(label, `UPDATE `+table+` SET total_consumptions = $1, period_start = $2, seeded_total = $1
+		WHERE id = $3 AND seeded_total IS DISTINCT FROM $1`, *total, im.periodStart(s), id)
+}
+
+// periodStart is where a counter the seed sets starts its period: now, or a
+// resetting counter would drop the value at once.
+func (im *importer) periodStart(s *consumption.Settings) int64 {
 	if s.ResetConsumption && s.Period != consumption.NoPeriod {
-		periodStart = s.Period.Start(im.now).Unix()
+		return s.Period.Start(im.now).Unix()
 	}
-	return im.exec(`UPDATE `+table+` SET total_consumptions = $1, period_start = $2, seeded_total = $1
-		WHERE id = $3 AND seeded_total IS DISTINCT FROM $1`, *total, periodStart, id)
+	return 0
 }
