@@ -105,13 +105,11 @@ func (im *importer) run(p *store.Plan, digest []byte) (applied bool, err error) 
 	return true, err
 }
 
-// exec runs a statement and notes whether it changed a row.
+// exec runs a statement at once (for products and the blacklist, outside
+// any license's writes) and notes whether it changed a row.
 func (im *importer) exec(sql string, args ...any) error {
-	tag, err := im.tx.Exec(im.ctx, sql, args...)
-	if tag.RowsAffected() > 0 {
-		im.changed = true
-	}
-	return err
+	im.queue("", sql, args...)
+	return im.flush()
 }
 
 // queue adds a statement to the license's writes; label, if not empty,
