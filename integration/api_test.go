@@ -108,7 +108,7 @@ func TestErrors(t *testing.T) {
 	if rows := n.query(`SELECT COUNT(*) FROM consumption_ledger`); rows != 0 {
 		t.Errorf("refused requests wrote %d ledger rows", rows)
 	}
-	if sum := n.query(`SELECT SUM(total_consumptions) FROM license_features`); sum != 0 {
+	if sum := n.query(`SELECT SUM(total) FROM feature_counters`); sum != 0 {
 		t.Errorf("refused requests changed counters (sum %d)", sum)
 	}
 }

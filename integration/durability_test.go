@@ -84,7 +84,7 @@ func TestAcknowledgedSurviveKill(t *testing.T) {
 	}
 	defer db.Close()
 	var total, rows int64
-	if err := db.QueryRowContext(context.Background(), `SELECT total_consumptions FROM license_features WHERE id = 7101`).Scan(&total); err != nil {
+	if err := db.QueryRowContext(context.Background(), `SELECT total FROM feature_counters WHERE id = 7101`).Scan(&total); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM consumption_ledger WHERE license_feature_id = 7101`).Scan(&rows); err != nil {

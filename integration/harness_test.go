@@ -395,7 +395,7 @@ func (n *node) query(q string, args ...any) int64 {
 }
 
 func (n *node) total(licenseFeatureID int64) int64 {
-	return n.query(`SELECT total_consumptions FROM license_features WHERE id = ?`, licenseFeatureID)
+	return n.query(`SELECT total FROM feature_counters WHERE id = ?`, licenseFeatureID)
 }
 
 func (n *node) ledgerRows(licenseFeatureID int64) int64 {

@@ -104,18 +104,22 @@ const (
 )
 
 var writeQueries = [numWriteStmts]string{
-	readFeatureRow: `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features WHERE id = ?`,
+	readFeatureRow: `SELECT ` + featureColumns + `, total, period_start
+		FROM license_features JOIN feature_counters USING (id) WHERE id = ?`,
 	// The guards on the old values and the settings decided with make each
 	// counter write a compare-and-set: should the committer's copy of a row
 	// ever differ from the database, the batch fails instead of granting
 	// against a stale limit.
-	updateFeatureCounter: `UPDATE license_features SET total_consumptions = ?, period_start = ?
-		WHERE id = ? AND total_consumptions = ? AND period_start = ?` + settingsGuard,
+	updateFeatureCounter: `UPDATE feature_counters SET total = ?, period_start = ?
+		WHERE id = ? AND total = ? AND period_start = ?
+		AND EXISTS (SELECT 1 FROM license_features WHERE id = ?3` + settingsGuard + `)`,
 	readLicenseRow: `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id = ?`,
 	readLicenseCounter: `SELECT max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
-		reset_consumption, consumption_period, total_consumptions, period_start FROM licenses WHERE id = ?`,
-	updateLicenseCounter: `UPDATE licenses SET total_consumptions = ?, period_start = ?
-		WHERE id = ? AND total_consumptions = ? AND period_start = ?` + settingsGuard,
+		reset_consumption, consumption_period, total, period_start
+		FROM licenses JOIN license_counters USING (id) WHERE id = ?`,
+	updateLicenseCounter: `UPDATE license_counters SET total = ?, period_start = ?
+		WHERE id = ? AND total = ? AND period_start = ?
+		AND EXISTS (SELECT 1 FROM licenses WHERE id = ?3` + settingsGuard + `)`,
 	readDevice:         `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`,
 	countActiveDevices: `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`,
 	upsertActiveDevice: `INSERT INTO devices (license_id, hardware_id, active) VALUES (?, ?, 1)
@@ -146,9 +150,9 @@ func appendLedgerRows(rows int) string {
 	return b.String()
 }
 
-// settingsGuard compares the settings columns of a counter row (the same in
-// licenses and license_features) with those of a consumption.Settings, in
-// the order setCounter gives them.
+// settingsGuard compares the settings columns of the row a counter counts
+// for (the same in licenses and license_features) with those of a
+// consumption.Settings, in the order setCounter gives them.
 const settingsGuard = ` AND max_consumption = ? AND allow_unlimited = ? AND allow_overages = ?
 	AND max_overages = ? AND allow_negative = ? AND reset_consumption = ? AND consumption_period = ?`
 

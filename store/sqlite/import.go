@@ -108,13 +108,13 @@ const (
 	licenseIDByKey
 	licenseIDByUser
 	upsertLicense
-	setLicenseTotal
+	upsertLicenseCounter
 	readUsers
 	deleteUsers
 	insertUser
 	featureIDByCode
 	upsertLicenseFeature
-	setFeatureTotal
+	upsertFeatureCounter
 	upsertDevice
 	numImportStmts
 )
@@ -126,11 +126,18 @@ const featureSettingsSet = `name = excluded.name, feature_type = excluded.featur
 	reset_consumption = excluded.reset_consumption, consumption_period = excluded.consumption_period,
 	is_floating = excluded.is_floating, is_floating_cloud = excluded.is_floating_cloud`
 
-// seededTotalSet sets a counter from the seed only when the seed's value is
-// new to this database, so that re-importing an unchanged file never undoes
-// consumptions.
-const seededTotalSet = `SET total_consumptions = ?, period_start = ?, seeded_total = ?
-	WHERE id = ? AND seeded_total IS NOT ?`
+// upsertCounter creates the counter row of a license or license feature
+// (at zero when the seed gives no total), or sets it from the seed only when
+// the seed's total is new to this database, so that re-importing an
+// unchanged file never undoes consumptions and a seed without a total keeps
+// them. Its arguments are the id, the seed's total or NULL, and the period
+// start.
+func upsertCounter(table string) string {
+	return `INSERT INTO ` + table + ` (id, total, period_start, seeded_total) VALUES (?1, COALESCE(?2, 0), ?3, ?2)
+		ON CONFLICT (id) DO UPDATE SET total = excluded.total, period_start = excluded.period_start,
+			seeded_total = excluded.seeded_total
+		WHERE excluded.seeded_total IS NOT NULL AND ` + table + `.seeded_total IS NOT excluded.seeded_total`
+}
 
 var importQueries = [numImportStmts]string{
 	upsertProduct: `INSERT INTO products (short_code, name, authorization_method) VALUES (?, ?, ?)
@@ -166,17 +173,17 @@ var importQueries = [numImportStmts]string{
 			allow_overages = excluded.allow_overages, max_overages = excluded.max_overages,
 			allow_negative = excluded.allow_negative, reset_consumption = excluded.reset_consumption,
 			consumption_period = excluded.consumption_period`,
-	setLicenseTotal: `UPDATE licenses ` + seededTotalSet,
-	readUsers:       `SELECT username, password_hash FROM license_users WHERE license_id = ?`,
-	deleteUsers:     `DELETE FROM license_users WHERE license_id = ?`,
-	insertUser:      `INSERT INTO license_users (license_id, username, password_hash) VALUES (?, ?, ?)`,
-	featureIDByCode: `SELECT id FROM license_features WHERE license_id = ? AND code = ?`,
+	upsertLicenseCounter: upsertCounter("license_counters"),
+	readUsers:            `SELECT username, password_hash FROM license_users WHERE license_id = ?`,
+	deleteUsers:          `DELETE FROM license_users WHERE license_id = ?`,
+	insertUser:           `INSERT INTO license_users (license_id, username, password_hash) VALUES (?, ?, ?)`,
+	featureIDByCode:      `SELECT id FROM license_features WHERE license_id = ? AND code = ?`,
 	upsertLicenseFeature: `INSERT INTO license_features (id, license_id, code, name, feature_type,
 		expiry_date, max_consumption, allow_unlimited, allow_overages, max_overages, allow_negative,
 		reset_consumption, consumption_period, is_floating, is_floating_cloud)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET license_id = excluded.license_id, code = excluded.code, ` + featureSettingsSet,
-	setFeatureTotal: `UPDATE license_features ` + seededTotalSet,
+	upsertFeatureCounter: upsertCounter("feature_counters"),
 	// Like a license's active flag, a device's binding changes at run time;
 	// the seed only sets it when its own value changed.
 	upsertDevice: `INSERT INTO devices (license_id, hardware_id, active, seeded_active)
@@ -260,7 +267,7 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	if err != nil {
 		return err
 	}
-	if err := im.setSeededTotal(setLicenseTotal, id, l.Total, c); err != nil {
+	if err := im.setCounter(upsertLicenseCounter, id, l.Total, c); err != nil {
 		return err
 	}
 	if err := im.users(id, l); err != nil {
@@ -295,7 +302,7 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 	if _, err := im.stmts[upsertLicenseFeature].ExecContext(im.ctx, args...); err != nil {
 		return err
 	}
-	return im.setSeededTotal(setFeatureTotal, id, f.Total, &f.Settings)
+	return im.setCounter(upsertFeatureCounter, id, f.Total, &f.Settings)
 }
 
 // users replaces the license's users, keeping each stored password hash
@@ -338,17 +345,16 @@ func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
 	return nil
 }
 
-// setSeededTotal runs stmt, setLicenseTotal or setFeatureTotal (see
-// seededTotalSet). The period starts now, or a resetting counter would drop
-// the value at once.
-func (im *importer) setSeededTotal(stmt int, id int64, total *int64, s *consumption.Settings) error {
-	if total == nil {
-		return nil
-	}
+// setCounter runs stmt, upsertLicenseCounter or upsertFeatureCounter (see
+// upsertCounter), for every license and feature, so that each has its
+// counter row. A seed's total starts the period now, or a resetting counter
+// would drop the value at once; a new counter without one starts at zero,
+// its period unset until its first consumption.
+func (im *importer) setCounter(stmt int, id int64, total *int64, s *consumption.Settings) error {
 	var periodStart int64
-	if s.ResetConsumption && s.Period != consumption.NoPeriod {
+	if total != nil && s.ResetConsumption && s.Period != consumption.NoPeriod {
 		periodStart = s.Period.Start(im.now).Unix()
 	}
-	_, err := im.stmts[stmt].ExecContext(im.ctx, *total, periodStart, *total, id, *total)
+	_, err := im.stmts[stmt].ExecContext(im.ctx, id, total, periodStart)
 	return err
 }

@@ -2,7 +2,7 @@ package sqlite
 
 // schemaVersion is stored in PRAGMA user_version; a later schema change
 // adds a migration from the version before it.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // migrations[v] brings a database of schema version v to version v+1.
 var migrations = map[int]string{
@@ -14,6 +14,19 @@ var migrations = map[int]string{
 	// Version 3 records the digest of the last seed imported, so that
 	// importing the same file again is skipped.
 	2: seedDigestTable,
+	// Version 4 moves the counters out of licenses and license_features
+	// into counterTables.
+	3: counterTables + `
+INSERT INTO license_counters (id, total, period_start, seeded_total)
+	SELECT id, total_consumptions, period_start, seeded_total FROM licenses;
+INSERT INTO feature_counters (id, total, period_start, seeded_total)
+	SELECT id, total_consumptions, period_start, seeded_total FROM license_features;
+ALTER TABLE licenses DROP COLUMN total_consumptions;
+ALTER TABLE licenses DROP COLUMN period_start;
+ALTER TABLE licenses DROP COLUMN seeded_total;
+ALTER TABLE license_features DROP COLUMN total_consumptions;
+ALTER TABLE license_features DROP COLUMN period_start;
+ALTER TABLE license_features DROP COLUMN seeded_total;`,
 }
 
 // seedDigestTable holds the store.Plan.Digest of the last import committed.
@@ -22,6 +35,28 @@ var migrations = map[int]string{
 const seedDigestTable = `CREATE TABLE IF NOT EXISTS seed_digest (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	digest BLOB NOT NULL
+);`
+
+// counterTables hold the counters of licenses and of license features, one
+// row of a few bytes per counter, keyed by the id of what it counts. A
+// consumption rewrites only that row: kept among the definitions' rows, a
+// few hundred bytes each, the counters of the licenses in use spread over
+// as many pages, and each commit wrote (and each checkpoint copied back)
+// one page per counter it changed; here they share a few. seeded_total is
+// the total the last seed import gave the counter, NULL when none did (see
+// the import's counter upserts).
+const counterTables = `
+CREATE TABLE IF NOT EXISTS license_counters (
+	id INTEGER PRIMARY KEY REFERENCES licenses(id),
+	total INTEGER NOT NULL,
+	period_start INTEGER NOT NULL,
+	seeded_total INTEGER
+);
+CREATE TABLE IF NOT EXISTS feature_counters (
+	id INTEGER PRIMARY KEY REFERENCES license_features(id),
+	total INTEGER NOT NULL,
+	period_start INTEGER NOT NULL,
+	seeded_total INTEGER
 );`
 
 // schema creates the tables on first open. Booleans are 0/1 integers, times
@@ -75,9 +110,6 @@ CREATE TABLE IF NOT EXISTS licenses (
 	allow_negative INTEGER NOT NULL,
 	reset_consumption INTEGER NOT NULL,
 	consumption_period TEXT NOT NULL,
-	total_consumptions INTEGER NOT NULL DEFAULT 0,
-	period_start INTEGER NOT NULL DEFAULT 0,
-	seeded_total INTEGER,
 	seeded_active INTEGER,
 	UNIQUE (product_id, license_key)
 );
@@ -104,9 +136,6 @@ CREATE TABLE IF NOT EXISTS license_features (
 	consumption_period TEXT NOT NULL,
 	is_floating INTEGER NOT NULL,
 	is_floating_cloud INTEGER NOT NULL,
-	total_consumptions INTEGER NOT NULL DEFAULT 0,
-	period_start INTEGER NOT NULL DEFAULT 0,
-	seeded_total INTEGER,
 	UNIQUE (license_id, code)
 );
 CREATE TABLE IF NOT EXISTS devices (
@@ -137,7 +166,7 @@ CREATE TABLE IF NOT EXISTS consumption_ledger (
 	api_key TEXT NOT NULL,
 	event TEXT NOT NULL
 );
-` + seedDigestTable
+` + counterTables + seedDigestTable
 
 // featureColumns are read, in this order, by scanFeature.
 const featureColumns = `id, license_id, code, name, feature_type, expiry_date,

@@ -222,9 +222,9 @@ func (s *readStmts) prepare(db *sql.DB) error {
 		{&s.device, `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`},
 		{&s.activeDevices, `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`},
 		{&s.deviceID, `SELECT id FROM devices WHERE license_id = ? AND hardware_id = ? AND active = 1`},
-		{&s.licenseCounter, `SELECT total_consumptions, period_start FROM licenses WHERE id = ?`},
-		{&s.features, `SELECT ` + featureColumns + `, total_consumptions, period_start FROM license_features
-			WHERE license_id = ? ORDER BY id`},
+		{&s.licenseCounter, `SELECT total, period_start FROM license_counters WHERE id = ?`},
+		{&s.features, `SELECT ` + featureColumns + `, total, period_start
+			FROM license_features JOIN feature_counters USING (id) WHERE license_id = ? ORDER BY id`},
 		{&s.blacklisted, `SELECT EXISTS (SELECT 1 FROM blacklist WHERE hardware_id = ? AND product_id IN (0, ?))`},
 		{&s.feature, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? AND code = ?`},
 		// TEXT compares in byte order (SQLite's BINARY collation), the

@@ -105,10 +105,7 @@ func TestCounterGuard(t *testing.T) {
 		return err
 	}
 	license := func(b *Backend) error {
-		_, err := b.ConsumeLicense(context.Background(), consumption.LicenseConsumption{
-			Time: time.Now(), LicenseID: 1003, HardwareID: "hw-1", Requested: 1, APIKey: "key-1",
-			Event: consumption.EventConsumptionAdd,
-		})
+		_, err := consumeLicense(b, 1)
 		return err
 	}
 	for _, c := range []struct {
@@ -159,8 +156,9 @@ func TestCounterGuard(t *testing.T) {
 }
 
 // TestMigrateFromVersion1 opens a database as schema version 1 left it (with
-// the ledger index by counter) and checks that it is brought to the current
-// version, keeping its data.
+// the ledger index by counter, without the seed digest, with the counters in
+// the licenses' and features' rows) and checks that it is brought to the
+// current version, keeping its data.
 func TestMigrateFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "license_api.db")
 	b, err := Open(path)
@@ -171,8 +169,25 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if _, err := consumeRender(b, 3); err != nil {
 		t.Fatal(err)
 	}
+	licenseBefore, err := consumeLicense(b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.write.Exec(`CREATE INDEX consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
-		DROP TABLE seed_digest; PRAGMA user_version = 1`); err != nil {
+		DROP TABLE seed_digest;
+		ALTER TABLE licenses ADD COLUMN total_consumptions INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE licenses ADD COLUMN period_start INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE licenses ADD COLUMN seeded_total INTEGER;
+		UPDATE licenses SET (total_consumptions, period_start, seeded_total) =
+			(SELECT total, period_start, seeded_total FROM license_counters c WHERE c.id = licenses.id);
+		ALTER TABLE license_features ADD COLUMN total_consumptions INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE license_features ADD COLUMN period_start INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE license_features ADD COLUMN seeded_total INTEGER;
+		UPDATE license_features SET (total_consumptions, period_start, seeded_total) =
+			(SELECT total, period_start, seeded_total FROM feature_counters c WHERE c.id = license_features.id);
+		DROP TABLE license_counters;
+		DROP TABLE feature_counters;
+		PRAGMA user_version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
@@ -196,6 +211,14 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Errorf("after opening a version 1 database: version %d, %d ledger index, %d seed_digest table; want %d, none, one",
 			version, indexes, digests, schemaVersion)
 	}
+	var oldColumns int
+	if err := b.write.QueryRow(`SELECT (SELECT COUNT(*) FROM pragma_table_info('licenses') WHERE name LIKE '%total%')
+		+ (SELECT COUNT(*) FROM pragma_table_info('license_features') WHERE name LIKE '%total%')`).Scan(&oldColumns); err != nil {
+		t.Fatal(err)
+	}
+	if oldColumns != 0 {
+		t.Errorf("%d counter columns left in licenses and license_features, want none", oldColumns)
+	}
 	// A seed imported before the digest was recorded is applied once more.
 	for i, want := range []bool{true, false} {
 		p, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
@@ -209,6 +232,17 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if out, err := consumeRender(b, 1); err != nil || out.Total != 4 {
 		t.Errorf("consuming after the migration: total %d, %v; want 4", out.Total, err)
 	}
+	if out, err := consumeLicense(b, 1); err != nil || out.Total != licenseBefore.Total+1 {
+		t.Errorf("consuming the license after the migration: total %d, %v; want %d", out.Total, err, licenseBefore.Total+1)
+	}
+}
+
+// consumeLicense consumes n of the seed's consumption license.
+func consumeLicense(b *Backend, n int64) (consumption.LicenseOutcome, error) {
+	return b.ConsumeLicense(context.Background(), consumption.LicenseConsumption{
+		Time: time.Now(), LicenseID: 1003, HardwareID: "hw-1", Requested: n, APIKey: "key-1",
+		Event: consumption.EventConsumptionAdd,
+	})
 }
 
 // TestSyncFailure makes the write-ahead log's sync fail: the consumption
