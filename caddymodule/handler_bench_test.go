@@ -85,7 +85,7 @@ func (nopNext) ServeHTTP(http.ResponseWriter, *http.Request) error { return nil 
 // handler with durable SQLite commits, 32 at a time so that group commit
 // works as under load. Profile it with
 //
-//	go test ./caddymodule -run x -bench AddFeatureConsumption -cpuprofile cpu.out
+//	go test ./caddymodule -run '^$' -bench AddFeatureConsumption -cpuprofile cpu.out
 func BenchmarkAddFeatureConsumption(parent *testing.B) {
 	b := parent
 	for _, kt := range []signing.KeyType{signing.ECDSAP256, signing.RSA2048} {
