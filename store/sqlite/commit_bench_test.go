@@ -19,7 +19,7 @@ import (
 // number of licenses costs the store, which licensebench's end-to-end runs
 // show only through noise of a few percent:
 //
-//	go test ./store/sqlite -run x -bench ConsumeFeature -cpuprofile cpu.out
+//	go test ./store/sqlite -run '^$' -bench ConsumeFeature -cpuprofile cpu.out
 func BenchmarkConsumeFeature(parent *testing.B) {
 	for _, n := range []int{100, 100_000} {
 		// Set up once per case, not once per b.N tried, and only for a
