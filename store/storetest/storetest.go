@@ -719,6 +719,10 @@ func testGeneratedIDs(t *testing.T, b store.Backend) {
 	if !okA || !okB || fa.ID == fb.ID || fa.ID == 5005 || fa.ID == 5006 || fb.ID == 5005 || fb.ID == 5006 {
 		t.Errorf("GEN-1's features: %+v %+v", fa, fb)
 	}
+	// A feature whose id the store chose has a counter, from zero.
+	if out, err := consume(b, fb.ID, 1, time.Now()); err != nil || out.Total != 1 || out.Feature.ID != fb.ID {
+		t.Errorf("consuming GEN-1's feature b: %+v, %v; want total 1", out, err)
+	}
 	for _, id := range []int64{5001, 5002} {
 		if f, ok, _ := b.Feature(ctx, 1001, map[int64]string{5001: "render", 5002: "export"}[id]); !ok || f.ID != id {
 			t.Errorf("feature %d of 1001 was taken over: %+v", id, f)
