@@ -519,10 +519,12 @@ func measure(ctx context.Context, cfg config, p *caddyProc, res *RunResult, spec
 			ratio := hits / (hits + misses)
 			res.CacheHitRatio = &ratio
 		}
-		if commits := m1.commits - m0.commits; commits > 0 {
+		commits, syncs := m1.commits-m0.commits, m1.syncs-m0.syncs
+		res.Commits, res.Syncs = int64(commits), int64(syncs)
+		if commits > 0 {
 			res.WritesPerCommit = (m1.writes - m0.writes) / commits
 		}
-		if syncs := m1.syncs - m0.syncs; syncs > 0 {
+		if syncs > 0 {
 			res.WritesPerSync = (m1.writes - m0.writes) / syncs
 		}
 		res.ServerAnswers = map[string]int64{}

@@ -193,6 +193,10 @@ type RunResult struct {
 	// were none (the static ceiling; WritesPerSync with PostgreSQL).
 	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`
 	WritesPerSync   float64 `json:"writes_per_sync,omitempty"`
+	// Commits and Syncs are those transactions and flushes, counted over
+	// the window (0 for the static ceiling; Syncs 0 with PostgreSQL).
+	Commits int64 `json:"commits"`
+	Syncs   int64 `json:"syncs"`
 }
 
 // Check is one acceptance target and how the benchmark measured up to it.
