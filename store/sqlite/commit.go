@@ -357,14 +357,12 @@ func (w *committer) sync() error {
 	w.syncMu.Lock()
 	err := w.wal.sync()
 	w.syncMu.Unlock()
-	if err == nil {
-		w.stats.Synced()
-	}
 	if err != nil {
 		err = fmt.Errorf("syncing the sqlite write-ahead log (the store takes no more writes until Caddy restarts): %w", err)
 		w.fault.CompareAndSwap(nil, &err)
 		return *w.fault.Load()
 	}
+	w.stats.Synced()
 	return nil
 }
 
