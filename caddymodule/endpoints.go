@@ -9,23 +9,37 @@ import (
 )
 
 // An endpoint answers one License API path. Its answer appends the 200 body
-// to out; the handler authenticates, reads the body, signs and writes.
+// to out, with the wait for what it recorded to be durable (nil when
+// nothing waits); the handler authenticates, reads the body, signs, waits
+// and writes.
 type endpoint struct {
 	method string
-	answer func(h *Handler, r *http.Request, apiKey string, body, out []byte) ([]byte, error)
+	answer answerFunc
 	// unsigned answers are plain text (deactivate_license's
 	// "license_deactivated"), which the SDKs do not verify.
 	unsigned bool
+}
+
+// answerFunc is an endpoint's answer (see endpoint).
+type answerFunc func(h *Handler, r *http.Request, apiKey string, body, out []byte) ([]byte, consumption.Durable, error)
+
+// settled adapts an answer whose changes are durable by the time it
+// returns: those of everything but the consumptions.
+func settled(f func(h *Handler, r *http.Request, apiKey string, body, out []byte) ([]byte, error)) answerFunc {
+	return func(h *Handler, r *http.Request, apiKey string, body, out []byte) ([]byte, consumption.Durable, error) {
+		out, err := f(h, r, apiKey, body, out)
+		return out, nil, err
+	}
 }
 
 // endpoints are the License API paths under the prefix.
 var endpoints = map[string]endpoint{
 	"add_feature_consumption": {method: http.MethodPost, answer: (*Handler).addFeatureConsumption},
 	"add_consumption":         {method: http.MethodPost, answer: (*Handler).addConsumption},
-	"activate_license":        {method: http.MethodPost, answer: (*Handler).activateLicense},
-	"deactivate_license":      {method: http.MethodPost, answer: (*Handler).deactivateLicense, unsigned: true},
-	"check_license":           {method: http.MethodGet, answer: (*Handler).checkLicense},
-	"check_license_feature":   {method: http.MethodGet, answer: (*Handler).checkLicenseFeature},
+	"activate_license":        {method: http.MethodPost, answer: settled((*Handler).activateLicense)},
+	"deactivate_license":      {method: http.MethodPost, answer: settled((*Handler).deactivateLicense), unsigned: true},
+	"check_license":           {method: http.MethodGet, answer: settled((*Handler).checkLicense)},
+	"check_license_feature":   {method: http.MethodGet, answer: settled((*Handler).checkLicenseFeature)},
 }
 
 // serve runs an endpoint: authentication, then the body, then the answer.
@@ -54,49 +68,62 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string, ep 
 	}
 	// The answer is appended after the body it may still be reading from.
 	start := len(*bp)
-	out, err := ep.answer(h, r, apiKey, body, *bp)
+	out, durable, err := ep.answer(h, r, apiKey, body, *bp)
 	if err != nil {
 		h.writeError(w, name, err)
 		return
 	}
 	*bp = out
 	answer := out[start:]
+	var sig string
+	if !ep.unsigned {
+		// Signed while the store makes the change durable, so that the
+		// signature overlaps the disk's flush instead of following it.
+		if sig, err = h.sign(answer); err != nil {
+			h.logger.Error("signing a response", zap.Error(err))
+			// The change stands, durable or not: answer once the store
+			// has settled it, as for any other answer.
+			durable.Wait()
+			h.writeError(w, name, errSigning)
+			return
+		}
+	}
+	// Nothing is acknowledged before it is durable: a change the store
+	// could not make durable is answered as a store failure.
+	if err := durable.Wait(); err != nil {
+		h.writeError(w, name, err)
+		return
+	}
 	metrics.ok[name].Inc()
 	if ep.unsigned {
 		writeText(w, answer)
 		return
 	}
-	sig, err := h.sign(answer)
-	if err != nil {
-		h.logger.Error("signing a response", zap.Error(err))
-		h.writeError(w, name, errSigning)
-		return
-	}
 	writeJSON(w, http.StatusOK, answer, sig)
 }
 
-func (h *Handler) addFeatureConsumption(r *http.Request, apiKey string, body, out []byte) ([]byte, error) {
+func (h *Handler) addFeatureConsumption(r *http.Request, apiKey string, body, out []byte) ([]byte, consumption.Durable, error) {
 	req, err := consumption.DecodeFeatureConsumption(body)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	o, err := h.state.service.AddFeatureConsumption(r.Context(), apiKey, req)
+	o, durable, err := h.state.service.AddFeatureConsumption(r.Context(), apiKey, req)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	return consumption.AppendFeatureConsumptionJSON(out, h.CompanyID, &o), nil
+	return consumption.AppendFeatureConsumptionJSON(out, h.CompanyID, &o), durable, nil
 }
 
-func (h *Handler) addConsumption(r *http.Request, apiKey string, body, out []byte) ([]byte, error) {
+func (h *Handler) addConsumption(r *http.Request, apiKey string, body, out []byte) ([]byte, consumption.Durable, error) {
 	req, err := consumption.DecodeLicenseConsumption(body)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	o, err := h.state.service.AddConsumption(r.Context(), apiKey, req)
+	o, durable, err := h.state.service.AddConsumption(r.Context(), apiKey, req)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	return consumption.AppendLicenseConsumptionJSON(out, h.CompanyID, &o), nil
+	return consumption.AppendLicenseConsumptionJSON(out, h.CompanyID, &o), durable, nil
 }
 
 func (h *Handler) activateLicense(r *http.Request, apiKey string, body, out []byte) ([]byte, error) {

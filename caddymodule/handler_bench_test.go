@@ -24,7 +24,7 @@ import (
 // benchHandler builds a provisioned handler over a fresh SQLite store with
 // licenses licenses (each with a device and an unlimited feature), without
 // Caddy around it, so that a CPU profile shows the handler's own costs.
-func benchHandler(b *testing.B, kt signing.KeyType, licenses int) *Handler {
+func benchHandler(b testing.TB, kt signing.KeyType, licenses int) *Handler {
 	b.Helper()
 	be, err := sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {

@@ -163,15 +163,16 @@ func (s *Service) CheckLicenseFeature(ctx context.Context, r *LicenseRequest, co
 // AddConsumption records a license-level consumption. Errors, first
 // applicable first: those of add_feature_consumption up to device_not_found,
 // then license_not_consumption, negative_consumptions_not_allowed,
-// license_not_enough_consumptions.
-func (s *Service) AddConsumption(ctx context.Context, apiKey string, r *LicenseConsumptionRequest) (LicenseOutcome, error) {
+// license_not_enough_consumptions. The outcome must not be acknowledged
+// before the returned Durable has returned nil (see Recorder).
+func (s *Service) AddConsumption(ctx context.Context, apiKey string, r *LicenseConsumptionRequest) (LicenseOutcome, Durable, error) {
 	now := s.Now()
 	lic, err := s.usableLicense(ctx, &r.LicenseRequest, now)
 	if err != nil {
-		return LicenseOutcome{}, err
+		return LicenseOutcome{}, nil, err
 	}
 	if lic.Type != ConsumptionType {
-		return LicenseOutcome{}, ErrLicenseNotConsumption
+		return LicenseOutcome{}, nil, ErrLicenseNotConsumption
 	}
 	return s.Recorder.ConsumeLicense(ctx, LicenseConsumption{
 		Time: now, LicenseID: lic.ID, HardwareID: r.HardwareID, Requested: r.Amount(),

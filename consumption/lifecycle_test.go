@@ -115,7 +115,7 @@ func TestAddConsumptionErrorOrder(t *testing.T) {
 			r := &LicenseConsumptionRequest{LicenseRequest: *licenseRequest("cad", "KEY-1", "", "hw-1")}
 			tt.mutate(m, r)
 			svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now }}
-			if _, err := svc.AddConsumption(context.Background(), "k", r); !errors.Is(err, tt.want) {
+			if _, _, err := svc.AddConsumption(context.Background(), "k", r); !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
 		})

@@ -54,9 +54,14 @@ type FeatureOutcome struct {
 // with this package's rules (Apply, ApplyLicense, License.ActivationAllowed),
 // writes, and returns only once the step is durable. A refusal is returned as
 // its *Error and writes nothing.
+//
+// The consumptions, the hot path, may return as soon as they are decided and
+// committed, with a Durable to wait for: the caller can then prepare its
+// answer (sign it) while the store makes the change durable, instead of
+// after. An error is final: it comes with a nil Durable.
 type Recorder interface {
-	ConsumeFeature(ctx context.Context, c FeatureConsumption) (FeatureOutcome, error)
-	ConsumeLicense(ctx context.Context, c LicenseConsumption) (LicenseOutcome, error)
+	ConsumeFeature(ctx context.Context, c FeatureConsumption) (FeatureOutcome, Durable, error)
+	ConsumeLicense(ctx context.Context, c LicenseConsumption) (LicenseOutcome, Durable, error)
 	// Activate binds the device to the license, or confirms that it is
 	// bound, and makes the license active.
 	Activate(ctx context.Context, a DeviceChange) (Activation, error)
@@ -65,6 +70,21 @@ type Recorder interface {
 	// LicenseStatus reads the parts of a license that change with use:
 	// counters and activations. It is never cached.
 	LicenseStatus(ctx context.Context, licenseID int64, hardwareID string) (LicenseStatus, error)
+}
+
+// Durable waits until a decided change is durable. It returns nil once the
+// change will survive a crash, or the store's error when it may not (the
+// change must then be treated as not made). Nothing may be acknowledged
+// before its Durable has returned nil. A nil Durable means the change was
+// durable when decided.
+type Durable func() error
+
+// Wait waits for d; a nil d returns at once.
+func (d Durable) Wait() error {
+	if d == nil {
+		return nil
+	}
+	return d()
 }
 
 // Service answers License API requests.
@@ -93,19 +113,20 @@ func (s *Service) Now() time.Time {
 // this order: unknown_product, license_not_found, license_not_enabled,
 // license_not_active, license_expired, blacklisted, device_not_found,
 // unsupported_product_feature, negative_consumptions_not_allowed,
-// feature_not_enough_consumptions.
-func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *FeatureConsumptionRequest) (FeatureOutcome, error) {
+// feature_not_enough_consumptions. The outcome must not be acknowledged
+// before the returned Durable has returned nil (see Recorder).
+func (s *Service) AddFeatureConsumption(ctx context.Context, apiKey string, r *FeatureConsumptionRequest) (FeatureOutcome, Durable, error) {
 	now := s.Now()
 	lic, err := s.usableLicense(ctx, &r.LicenseRequest, now)
 	if err != nil {
-		return FeatureOutcome{}, err
+		return FeatureOutcome{}, nil, err
 	}
 	f, ok, err := s.Definitions.Feature(ctx, lic.ID, r.Feature)
 	if err != nil {
-		return FeatureOutcome{}, err
+		return FeatureOutcome{}, nil, err
 	}
 	if !ok || f.Type != ConsumptionFeature || f.Expired(now) {
-		return FeatureOutcome{}, ErrUnsupportedProductFeature
+		return FeatureOutcome{}, nil, ErrUnsupportedProductFeature
 	}
 	return s.Recorder.ConsumeFeature(ctx, FeatureConsumption{
 		Time:             now,

@@ -130,14 +130,14 @@ func (m *memory) Deactivate(_ context.Context, d DeviceChange) error {
 	return ErrDeviceNotFound
 }
 
-func (m *memory) ConsumeLicense(_ context.Context, c LicenseConsumption) (LicenseOutcome, error) {
+func (m *memory) ConsumeLicense(_ context.Context, c LicenseConsumption) (LicenseOutcome, Durable, error) {
 	l := m.license(c.LicenseID)
 	next, applied, err := ApplyLicense(l.Consumption, m.licenseCounters[l.ID], c.Requested, c.Time)
 	if err != nil {
-		return LicenseOutcome{}, err
+		return LicenseOutcome{}, nil, err
 	}
 	m.licenseCounters[l.ID] = next
-	return LicenseOutcome{LicenseID: l.ID, Settings: l.Consumption, Total: next.Total, Applied: applied}, nil
+	return LicenseOutcome{LicenseID: l.ID, Settings: l.Consumption, Total: next.Total, Applied: applied}, nil, nil
 }
 
 func (m *memory) LicenseStatus(_ context.Context, lid int64, hw string) (LicenseStatus, error) {
@@ -155,20 +155,20 @@ func (m *memory) LicenseStatus(_ context.Context, lid int64, hw string) (License
 	return st, nil
 }
 
-func (m *memory) ConsumeFeature(_ context.Context, c FeatureConsumption) (FeatureOutcome, error) {
+func (m *memory) ConsumeFeature(_ context.Context, c FeatureConsumption) (FeatureOutcome, Durable, error) {
 	for _, f := range m.features {
 		if f.ID != c.LicenseFeatureID {
 			continue
 		}
 		next, applied, err := Apply(f.Settings, m.counters[f.ID], c.Requested, c.Time)
 		if err != nil {
-			return FeatureOutcome{}, err
+			return FeatureOutcome{}, nil, err
 		}
 		m.counters[f.ID] = next
 		m.recorded = append(m.recorded, c)
-		return FeatureOutcome{Feature: f, Total: next.Total, Applied: applied}, nil
+		return FeatureOutcome{Feature: f, Total: next.Total, Applied: applied}, nil, nil
 	}
-	return FeatureOutcome{}, errors.New("no such license feature")
+	return FeatureOutcome{}, nil, errors.New("no such license feature")
 }
 
 var now = utc("2026-11-27T12:00:00Z")
@@ -283,7 +283,7 @@ func TestAddFeatureConsumptionErrorOrder(t *testing.T) {
 			r := okRequest()
 			tt.mutate(m, r)
 			svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now }}
-			_, err := svc.AddFeatureConsumption(context.Background(), "api-key", r)
+			_, _, err := svc.AddFeatureConsumption(context.Background(), "api-key", r)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -328,7 +328,7 @@ func TestAddFeatureConsumptionSucceeds(t *testing.T) {
 			r.Event = []string{EventOfflineSync}
 			tt.edit(r)
 			svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now }}
-			out, err := svc.AddFeatureConsumption(context.Background(), "api-key", r)
+			out, _, err := svc.AddFeatureConsumption(context.Background(), "api-key", r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,7 +350,7 @@ func TestAddFeatureConsumptionMissingAddress(t *testing.T) {
 		featureRequest("hw-1", "cad", "render", ""),
 		featureRequest("hw-1", "team", "render", "KEY-1"),
 	} {
-		_, err := svc.AddFeatureConsumption(context.Background(), "k", r)
+		_, _, err := svc.AddFeatureConsumption(context.Background(), "k", r)
 		var e *Error
 		if !errors.As(err, &e) || e.Code != CodeMissingField {
 			t.Errorf("%s product without its address: err = %v, want missing_field", r.Product, err)

@@ -188,18 +188,20 @@ func (b *Backend) submit(ctx context.Context, p *pending) error {
 	return p.err
 }
 
-// ConsumeFeature implements consumption.Recorder.
-func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (consumption.FeatureOutcome, error) {
+// ConsumeFeature implements consumption.Recorder. It returns once the
+// batch's COMMIT has returned, which PostgreSQL answers only once durable,
+// so the Durable is nil.
+func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (consumption.FeatureOutcome, consumption.Durable, error) {
 	p := &pending{kind: consumeFeature, fc: c}
 	err := b.submit(ctx, p)
-	return p.feature, err
+	return p.feature, nil, err
 }
 
-// ConsumeLicense implements consumption.Recorder.
-func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsumption) (consumption.LicenseOutcome, error) {
+// ConsumeLicense implements consumption.Recorder, like ConsumeFeature.
+func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsumption) (consumption.LicenseOutcome, consumption.Durable, error) {
 	p := &pending{kind: consumeLicense, lc: c}
 	err := b.submit(ctx, p)
-	return p.license, err
+	return p.license, nil, err
 }
 
 // Activate implements consumption.Recorder. The activation limit is checked

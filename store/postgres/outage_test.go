@@ -106,7 +106,7 @@ func testOutage(t *testing.T, mode string) {
 				i := seq.Add(1)
 				c := call{consume: i%4 != 0, hw: "call-" + strconv.FormatInt(i, 10), start: time.Now()}
 				if c.consume {
-					c.out, c.err = b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+					c.out, c.err = storetest.ConsumeFeature(context.Background(), b, consumption.FeatureConsumption{
 						Time: c.start, LicenseID: 1001, LicenseFeatureID: 5001, Feature: "render",
 						HardwareID: c.hw, Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
 					})

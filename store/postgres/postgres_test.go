@@ -99,7 +99,7 @@ func TestTwoBackendsLicenseLimits(t *testing.T) {
 		return err
 	}, consumption.ErrLicenseActivatedMaxTimes)
 	consumed := race(30, func(b *Backend, i int) error {
-		_, err := b.ConsumeLicense(ctx, consumption.LicenseConsumption{Time: time.Now(), LicenseID: 1003,
+		_, err := storetest.ConsumeLicense(ctx, b, consumption.LicenseConsumption{Time: time.Now(), LicenseID: 1003,
 			HardwareID: "hw-" + strconv.Itoa(i), Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
 		return err
 	}, consumption.ErrLicenseNotEnoughConsumptions)
@@ -257,7 +257,7 @@ func TestUnstorableTextFailsAlone(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-start
-			_, err := b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{Time: time.Now(),
+			_, err := storetest.ConsumeFeature(context.Background(), b, consumption.FeatureConsumption{Time: time.Now(),
 				LicenseID: 1001, LicenseFeatureID: 5002, HardwareID: hw, Requested: 0, APIKey: "key-1",
 				Event: consumption.EventConsumptionAdd})
 			switch {

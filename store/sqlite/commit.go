@@ -26,18 +26,37 @@ var errClosed = errors.New("sqlite store is closed")
 // failure that aborts the whole batch.
 type op func(ctx context.Context, tx *writeTx) (refusal error, err error)
 
-// pending is one queued write and, once done is closed, its result.
+// pending is one queued write and its result.
 type pending struct {
-	ctx  context.Context
-	op   op
+	ctx context.Context
+	op  op
+	// refusal is op's refusal, or the caller's context error when it gave
+	// up before the write ran; set by the committer before decided or done
+	// is closed, and not changed after.
+	refusal error
+	// decided, when not nil, is closed once the write's batch is
+	// committed, before it is durable.
+	decided chan struct{}
+	// err is why the write's batch was not committed or not made durable;
+	// set before done is closed.
 	err  error
 	done chan struct{}
 }
 
+// result is the write's result once done is closed.
+func (p *pending) result() error {
+	if p.err != nil {
+		return p.err
+	}
+	return p.refusal
+}
+
 // committer owns the write connection. It takes every write waiting in its
 // queue and commits them in one transaction, in arrival order; each caller
-// is answered only after that transaction is durable. Batching needs no
-// timer: writes that arrive while a commit is under way form the next batch.
+// is answered only after that transaction is durable (a consumption's
+// caller learns its outcome at the commit, to prepare its answer during the
+// sync: see decide). Batching needs no timer: writes that arrive while a
+// commit is under way form the next batch.
 //
 // Durability is pipelined. The connection commits without waiting for the
 // disk (synchronous=NORMAL), and syncLoop then syncs the write-ahead log
@@ -213,7 +232,7 @@ func (t *writeTx) stmt(i int) *sql.Stmt {
 	return t.bound[i]
 }
 
-// do queues op and waits for its batch to commit.
+// do queues op and waits for its batch to be committed and durable.
 func (b *Backend) do(ctx context.Context, o op) error {
 	p := &pending{ctx: ctx, op: o, done: make(chan struct{})}
 	if err := b.w.enqueue(p); err != nil {
@@ -222,7 +241,30 @@ func (b *Backend) do(ctx context.Context, o op) error {
 	// Wait for the commit even if ctx ends: once queued, the write may be
 	// made, and its caller must learn the truth.
 	<-p.done
-	return p.err
+	return p.result()
+}
+
+// decide queues op and returns once its batch is committed, with the wait
+// for the batch's sync: the caller can prepare its answer during the sync.
+// A refusal is returned only once the batch is durable, since it was
+// decided on counters that may not be yet; so is any error.
+func (b *Backend) decide(ctx context.Context, o op) (consumption.Durable, error) {
+	p := &pending{ctx: ctx, op: o, decided: make(chan struct{}), done: make(chan struct{})}
+	if err := b.w.enqueue(p); err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.decided:
+		if p.refusal == nil {
+			return func() error {
+				<-p.done
+				return p.err
+			}, nil
+		}
+	case <-p.done:
+	}
+	<-p.done
+	return nil, p.result()
 }
 
 func (w *committer) enqueue(p *pending) error {
@@ -283,14 +325,20 @@ func (w *committer) run() {
 	}
 }
 
-// commit applies the batch, in arrival order, in one transaction, and
-// hands it to syncLoop to be answered once durable.
+// commit applies the batch, in arrival order, in one transaction, tells
+// the callers waiting for the decision, and hands the batch to syncLoop to
+// be answered once durable.
 func (w *committer) commit(batch []*pending) {
 	err := w.failed()
 	if err == nil {
 		batch, err = w.apply(batch)
 	}
 	if err == nil {
+		for _, p := range batch {
+			if p.decided != nil {
+				close(p.decided)
+			}
+		}
 		w.committed <- batch
 		return
 	}
@@ -462,11 +510,11 @@ func (w *committer) extend(ctx context.Context, wt *writeTx, batch []*pending) (
 // run applies p's write, unless its caller gave up before anything was
 // written for it; an error aborts the batch.
 func (t *writeTx) run(ctx context.Context, p *pending) error {
-	if p.err = p.ctx.Err(); p.err != nil {
+	if p.refusal = p.ctx.Err(); p.refusal != nil {
 		return nil
 	}
 	refusal, err := p.op(ctx, t)
-	p.err = refusal
+	p.refusal = refusal
 	return err
 }
 
@@ -623,9 +671,10 @@ func (t *writeTx) flush(ctx context.Context) error {
 	return nil
 }
 
-// ConsumeFeature implements consumption.Recorder.
-func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (out consumption.FeatureOutcome, err error) {
-	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
+// ConsumeFeature implements consumption.Recorder. It returns once the
+// consumption's batch is committed; the Durable waits for its sync.
+func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsumption) (out consumption.FeatureOutcome, durable consumption.Durable, err error) {
+	durable, err = b.decide(ctx, func(ctx context.Context, t *writeTx) (error, error) {
 		row, err := t.featureRow(ctx, c.LicenseFeatureID)
 		if err != nil {
 			return nil, err
@@ -643,12 +692,12 @@ func (b *Backend) ConsumeFeature(ctx context.Context, c consumption.FeatureConsu
 		out = consumption.FeatureOutcome{Feature: *f, Total: next.Total, Applied: applied}
 		return nil, nil
 	})
-	return out, err
+	return out, durable, err
 }
 
-// ConsumeLicense implements consumption.Recorder.
-func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsumption) (out consumption.LicenseOutcome, err error) {
-	err = b.do(ctx, func(ctx context.Context, t *writeTx) (error, error) {
+// ConsumeLicense implements consumption.Recorder, like ConsumeFeature.
+func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsumption) (out consumption.LicenseOutcome, durable consumption.Durable, err error) {
+	durable, err = b.decide(ctx, func(ctx context.Context, t *writeTx) (error, error) {
 		row, err := t.licenseRow(ctx, c.LicenseID)
 		if err != nil {
 			return nil, err
@@ -665,7 +714,7 @@ func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsu
 		out = consumption.LicenseOutcome{LicenseID: c.LicenseID, Settings: row.settings, Total: next.Total, Applied: applied}
 		return nil, nil
 	})
-	return out, err
+	return out, durable, err
 }
 
 // Activate implements consumption.Recorder. The limit is checked against

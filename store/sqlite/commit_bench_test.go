@@ -45,7 +45,7 @@ func BenchmarkConsumeFeature(parent *testing.B) {
 						k = hot
 					}
 					t := targets[rng.IntN(k)]
-					_, err := db.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+					_, err := storetest.ConsumeFeature(context.Background(), db, consumption.FeatureConsumption{
 						Time: time.Now(), LicenseID: t.license, LicenseFeatureID: t.feature, Feature: "calls",
 						HardwareID: "hw", Requested: 1, APIKey: "bench", Event: "",
 					})

@@ -88,7 +88,7 @@ func open2(t *testing.T, path string) *Backend {
 }
 
 func consumeRender(b *Backend, n int64) (consumption.FeatureOutcome, error) {
-	return b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+	return storetest.ConsumeFeature(context.Background(), b, consumption.FeatureConsumption{
 		Time: time.Now(), LicenseID: 1001, LicenseFeatureID: 5001, Feature: "render", HardwareID: "hw-1",
 		Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
 	})
@@ -239,7 +239,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 
 // consumeLicense consumes n of the seed's consumption license.
 func consumeLicense(b *Backend, n int64) (consumption.LicenseOutcome, error) {
-	return b.ConsumeLicense(context.Background(), consumption.LicenseConsumption{
+	return storetest.ConsumeLicense(context.Background(), b, consumption.LicenseConsumption{
 		Time: time.Now(), LicenseID: 1003, HardwareID: "hw-1", Requested: n, APIKey: "key-1",
 		Event: consumption.EventConsumptionAdd,
 	})
@@ -364,18 +364,62 @@ func TestBatchGrowsDuringSync(t *testing.T) {
 	}
 }
 
-// heldWAL is a write-ahead log whose first sync waits for release.
+// heldWAL is a write-ahead log whose first sync waits for release, then
+// returns err.
 type heldWAL struct {
 	entered, release chan struct{}
 	once             sync.Once
+	err              error
 }
 
-func (h *heldWAL) sync() error {
+func (h *heldWAL) sync() (err error) {
 	h.once.Do(func() {
 		close(h.entered)
 		<-h.release
+		err = h.err
 	})
-	return nil
+	return err
 }
 
 func (h *heldWAL) close() error { return nil }
+
+// TestDecidedBeforeDurable holds a sync of the write-ahead log, which then
+// fails, and checks the two phases of a consumption: its outcome comes
+// while the sync is held, as soon as its batch is committed, and its
+// Durable reports the sync's failure, so the consumption is never
+// acknowledged as made.
+func TestDecidedBeforeDurable(t *testing.T) {
+	b := open2(t, filepath.Join(t.TempDir(), "license_api.db"))
+	storetest.ImportSeed(t, b, storetest.Seed)
+	held := &heldWAL{entered: make(chan struct{}), release: make(chan struct{}), err: errors.New("disk on fire")}
+	b.w.syncMu.Lock()
+	b.w.wal = held
+	b.w.syncMu.Unlock()
+
+	type decision struct {
+		out     consumption.FeatureOutcome
+		durable consumption.Durable
+		err     error
+	}
+	decided := make(chan decision, 1)
+	go func() {
+		out, durable, err := b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+			Time: time.Now(), LicenseID: 1001, LicenseFeatureID: 5001, Feature: "render", HardwareID: "hw-1",
+			Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
+		decided <- decision{out, durable, err}
+	}()
+	var d decision
+	select {
+	case d = <-decided:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the consumption was not decided while its sync was held")
+	}
+	if d.err != nil || d.out.Total != 1 || d.durable == nil {
+		t.Fatalf("decided %+v, %v, durable %v; want a total of 1 and a sync to wait for", d.out, d.err, d.durable != nil)
+	}
+	<-held.entered
+	close(held.release)
+	if err := d.durable.Wait(); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("Wait after the failed sync: %v; want the sync's error", err)
+	}
+}

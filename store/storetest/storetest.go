@@ -307,8 +307,27 @@ func testBundles(t *testing.T, b store.Backend) {
 	}
 }
 
+// ConsumeFeature records c through r and waits for it to be durable, as a
+// caller must before acknowledging it.
+func ConsumeFeature(ctx context.Context, r consumption.Recorder, c consumption.FeatureConsumption) (consumption.FeatureOutcome, error) {
+	out, durable, err := r.ConsumeFeature(ctx, c)
+	if err == nil {
+		err = durable.Wait()
+	}
+	return out, err
+}
+
+// ConsumeLicense is ConsumeFeature for a license's own consumption.
+func ConsumeLicense(ctx context.Context, r consumption.Recorder, c consumption.LicenseConsumption) (consumption.LicenseOutcome, error) {
+	out, durable, err := r.ConsumeLicense(ctx, c)
+	if err == nil {
+		err = durable.Wait()
+	}
+	return out, err
+}
+
 func consume(b store.Backend, feature int64, n int64, at time.Time) (consumption.FeatureOutcome, error) {
-	return b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+	return ConsumeFeature(context.Background(), b, consumption.FeatureConsumption{
 		Time: at, LicenseID: 1001, LicenseFeatureID: feature, Feature: "f", HardwareID: "hw-1",
 		Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
 	})
@@ -364,7 +383,7 @@ func testConsume(t *testing.T, b store.Backend) {
 			t.Errorf("ledger row %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if _, err := b.ConsumeFeature(context.Background(), consumption.FeatureConsumption{LicenseFeatureID: 999999, Requested: 1}); !errors.Is(err, consumption.ErrUnsupportedProductFeature) {
+	if _, err := ConsumeFeature(context.Background(), b, consumption.FeatureConsumption{LicenseFeatureID: 999999, Requested: 1}); !errors.Is(err, consumption.ErrUnsupportedProductFeature) {
 		t.Errorf("consuming a license feature that does not exist: %v", err)
 	}
 }
@@ -390,7 +409,7 @@ func ExactLimit(t *testing.T, backends []store.Backend, licenseID, featureID int
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			_, err := backends[i%len(backends)].ConsumeFeature(context.Background(), consumption.FeatureConsumption{
+			_, err := ConsumeFeature(context.Background(), backends[i%len(backends)], consumption.FeatureConsumption{
 				Time: time.Now(), LicenseID: licenseID, LicenseFeatureID: featureID, Feature: "f",
 				HardwareID: "hw-1", Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
 			})
@@ -633,7 +652,7 @@ func testConcurrentActivations(t *testing.T, b store.Backend) {
 func testLicenseConsumption(t *testing.T, b store.Backend) {
 	ctx := context.Background()
 	lc := func(n int64) (consumption.LicenseOutcome, error) {
-		return b.ConsumeLicense(ctx, consumption.LicenseConsumption{Time: time.Now(), LicenseID: 1003,
+		return ConsumeLicense(ctx, b, consumption.LicenseConsumption{Time: time.Now(), LicenseID: 1003,
 			HardwareID: "hw-1", Requested: n, APIKey: "key-1", Event: consumption.EventConsumptionAdd})
 	}
 	for i, s := range []struct {
