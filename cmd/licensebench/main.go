@@ -35,7 +35,7 @@
 //
 //	go run ./cmd/licensebench [flags]
 //
-// With no flags it is the benchmark (three to five minutes: RSA-2048 and ECDSA
+// With no flags it is the benchmark (three to six minutes: RSA-2048 and ECDSA
 // P-256, 100,000 and 100 licenses, 32 connections, 10 s measured per run).
 // Every Caddy runs from its own temporary directory, listens on 127.0.0.1
 // only, and is stopped when the benchmark ends, fails or is interrupted.
