@@ -17,7 +17,8 @@ import (
 	"github.com/edgelicense/caddy-license-api/auth"
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/signing"
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/cache"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/sqlite"
 )
 
@@ -30,23 +31,23 @@ func benchHandler(b testing.TB, kt signing.KeyType, licenses int) *Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var seed bytes.Buffer
-	seed.WriteString(`{"products": [{"short_code": "p", "features": [{"code": "f", "allow_unlimited_consumptions": true}]}], "licenses": [`)
+	var text bytes.Buffer
+	text.WriteString(`{"products": [{"short_code": "p", "features": [{"code": "f", "allow_unlimited_consumptions": true}]}], "licenses": [`)
 	for i := range licenses {
 		if i > 0 {
-			seed.WriteByte(',')
+			text.WriteByte(',')
 		}
-		fmt.Fprintf(&seed, `{"product": "p", "license_key": "K-%d", "features": [{"code": "f"}], "devices": [{"hardware_id": "hw"}]}`, i)
+		fmt.Fprintf(&text, `{"product": "p", "license_key": "K-%d", "features": [{"code": "f"}], "devices": [{"hardware_id": "hw"}]}`, i)
 	}
-	seed.WriteString(`]}`)
-	plan, err := store.ParseSeed("bench", seed.Bytes())
+	text.WriteString(`]}`)
+	plan, err := seed.Parse("bench", text.Bytes())
 	if err != nil {
 		b.Fatal(err)
 	}
 	if _, err := be.Import(context.Background(), plan); err != nil {
 		b.Fatal(err)
 	}
-	c, err := store.NewCache(be, 0, 0)
+	c, err := cache.New(be, 0, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

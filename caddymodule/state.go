@@ -11,6 +11,8 @@ import (
 
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/cache"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 )
 
 // pool holds the open stores. Caddy provisions a new configuration before it
@@ -22,7 +24,7 @@ var pool = caddy.NewUsagePool()
 // sharedState is what outlives one configuration of the handler.
 type sharedState struct {
 	backend store.Backend
-	cache   *store.Cache
+	cache   *cache.Cache
 	service *consumption.Service
 	// stopWatching ends the subscription to other nodes' changes.
 	stopWatching context.CancelFunc
@@ -72,7 +74,7 @@ func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
 		if err != nil {
 			return nil, err
 		}
-		c, err := store.NewCache(b, entries, ttl)
+		c, err := cache.New(b, entries, ttl)
 		if err != nil {
 			b.Close()
 			return nil, err
@@ -100,7 +102,7 @@ func (h *Handler) importSeed(path string) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	plan, err := store.ParseSeed(path, data)
+	plan, err := seed.Parse(path, data)
 	if err != nil {
 		return err
 	}

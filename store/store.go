@@ -1,7 +1,9 @@
-// Package store defines what a backend store of the license API provides, the
-// seed format that loads definitions into it, and the read cache in front of
-// it. Backends live in sub-packages (store/sqlite, ...), each registered as a
-// Caddy module in the license_api.stores namespace.
+// Package store defines what a backend store of the license API provides:
+// the contract every backend implements and the conformance suite
+// (store/storetest) checks. Backends live in sub-packages (store/sqlite,
+// store/postgres), each registered as a Caddy module in the
+// license_api.stores namespace; the seed format is store/seed, and the
+// read cache in front of a backend is store/cache.
 package store
 
 import (
@@ -13,8 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/edgelicense/caddy-license-api/auth"
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 )
 
 // Backend is a store of definitions and counters. It is safe for concurrent
@@ -26,7 +28,7 @@ type Backend interface {
 	// error, nothing. See Plan for what an import changes. It applies
 	// nothing, and returns false, when the last import committed to the
 	// database had the same Plan.Digest.
-	Import(ctx context.Context, p *Plan) (applied bool, err error)
+	Import(ctx context.Context, p *seed.Plan) (applied bool, err error)
 	// Ledger returns the consumption ledger of one license feature, or with
 	// licenseFeatureID 0 of the license's own counter, oldest first.
 	Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]LedgerEntry, error)
@@ -165,21 +167,6 @@ type LedgerEntry struct {
 	Total            int64
 	APIKey           string
 	Event            string
-}
-
-// SeedPasswordHash returns the hash to store for a user whose seed password
-// is password, given the hash stored now: the stored one when it still
-// matches, so that re-importing a seed (every reload does) neither pays for
-// a slow hash per user nor changes anything; a new one otherwise; "" when
-// the seed gives no password.
-func SeedPasswordHash(stored, password string) (string, error) {
-	if password == "" {
-		return "", nil
-	}
-	if stored != "" && auth.VerifyPassword(stored, password) {
-		return stored, nil
-	}
-	return auth.HashPassword(password)
 }
 
 // Change is a change of definitions announced by another node (or this

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgelicense/caddy-license-api/internal/pgtest"
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 )
 
 // testDSN returns the test database's URL (see pgtest.DSN).
@@ -63,9 +63,9 @@ func open(t *testing.T, cfg Config) *Backend {
 	return b
 }
 
-func importJSON(t *testing.T, b *Backend, seed string) {
+func importJSON(t *testing.T, b *Backend, text string) {
 	t.Helper()
-	p, err := store.ParseSeed("seed.json", []byte(seed))
+	p, err := seed.Parse("seed.json", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

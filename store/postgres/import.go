@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 )
 
 // Import implements store.Backend: it upserts the plan in one transaction,
@@ -30,7 +30,7 @@ import (
 // An import whose digest is the last one committed is skipped: the nodes
 // of a cluster usually share one seed file, and each start or reload would
 // otherwise read every row of it again.
-func (b *Backend) Import(ctx context.Context, p *store.Plan) (applied bool, err error) {
+func (b *Backend) Import(ctx context.Context, p *seed.Plan) (applied bool, err error) {
 	digest := p.Digest()
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginTxFunc(ctx, b.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
@@ -47,7 +47,7 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (applied bool, err 
 	}
 }
 
-// importer is the store.PlanWriter of one import transaction; changed
+// importer is the seed.Writer of one import transaction; changed
 // records whether any row changed, so that an unchanged re-import notifies
 // no node.
 type importer struct {
@@ -63,7 +63,7 @@ type importer struct {
 	labels []string
 }
 
-func (im *importer) run(p *store.Plan, digest []byte) (applied bool, err error) {
+func (im *importer) run(p *seed.Plan, digest []byte) (applied bool, err error) {
 	// The pool's connections end a transaction left idle for the store's
 	// timeout (see parseConfig), but an import is idle between statements
 	// while it hashes or verifies a seed password (Argon2id: about 100 ms
@@ -152,7 +152,7 @@ func (im *importer) flush() error {
 // import generates can never be one the plan (or an earlier import) gave
 // explicitly. setval is not transactional, which is harmless: a rolled-back
 // import only leaves a gap.
-func (im *importer) reserveIDs(p *store.Plan) error {
+func (im *importer) reserveIDs(p *seed.Plan) error {
 	licenseID, featureID := p.MaxIDs()
 	for _, t := range []struct {
 		table string
@@ -186,8 +186,8 @@ func sameFeature(stored, plan *consumption.LicenseFeature) bool {
 		stored.Type == plan.Type && stored.ExpiryDate.Equal(plan.ExpiryDate) && stored.Settings == plan.Settings
 }
 
-// Product implements store.PlanWriter.
-func (im *importer) Product(p *store.PlanProduct) (int64, error) {
+// Product implements seed.Writer.
+func (im *importer) Product(p *seed.Product) (int64, error) {
 	var id int64
 	var name, method string
 	err := im.tx.QueryRow(im.ctx, `SELECT id, name, authorization_method FROM products WHERE short_code = $1`,
@@ -212,8 +212,8 @@ func (im *importer) Product(p *store.PlanProduct) (int64, error) {
 	return id, nil
 }
 
-// BlacklistEntry implements store.PlanWriter.
-func (im *importer) BlacklistEntry(e store.PlanBlacklistEntry, productID int64) error {
+// BlacklistEntry implements seed.Writer.
+func (im *importer) BlacklistEntry(e seed.BlacklistEntry, productID int64) error {
 	return im.exec(`INSERT INTO blacklist (hardware_id, product_id) VALUES ($1, $2)
 		ON CONFLICT DO NOTHING`, e.HardwareID, productID)
 }
@@ -241,7 +241,7 @@ func (im *importer) productFeature(productID int64, f *consumption.LicenseFeatur
 
 // existingLicense finds a license the seed does not give an id for by its
 // natural key: the license key, or the first user of a user-based license.
-func (im *importer) existingLicense(l *store.PlanLicense, pid int64) (int64, error) {
+func (im *importer) existingLicense(l *seed.License, pid int64) (int64, error) {
 	var id int64
 	var err error
 	if len(l.Users) == 0 {
@@ -271,7 +271,7 @@ const licenseInsert = `INSERT INTO licenses (product_id, license_key, enabled, a
 	consumption_period, seeded_active`
 
 // licenseArgs are the values of a license's columns, in licenseSet's order.
-func licenseArgs(l *store.PlanLicense, productID int64, active bool) []any {
+func licenseArgs(l *seed.License, productID int64, active bool) []any {
 	var key *string
 	if l.Key != "" {
 		key = &l.Key // else NULL: user-based licenses have no key, and NULLs never collide
@@ -292,9 +292,9 @@ func sameLicense(stored, plan *consumption.License) bool {
 		stored.Customer == plan.Customer && stored.Metadata == plan.Metadata && stored.Consumption == plan.Consumption
 }
 
-// License implements store.PlanWriter. A license is read first, then its
+// License implements seed.Writer. A license is read first, then its
 // writes are sent together; a new one's users and features need no read.
-func (im *importer) License(l *store.PlanLicense, pid int64) error {
+func (im *importer) License(l *seed.License, pid int64) error {
 	id := l.ID
 	if id == 0 {
 		var err error
@@ -358,7 +358,7 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 // users makes the license's users the plan's, keeping each stored password
 // hash that still matches the seed's password. A new license has none to
 // read.
-func (im *importer) users(licenseID int64, l *store.PlanLicense, isNew bool) error {
+func (im *importer) users(licenseID int64, l *seed.License, isNew bool) error {
 	stored := map[string]string{}
 	if !isNew {
 		rows, err := im.tx.Query(im.ctx, `SELECT username, password_hash FROM license_users WHERE license_id = $1`, licenseID)
@@ -382,7 +382,7 @@ func (im *importer) users(licenseID int64, l *store.PlanLicense, isNew bool) err
 	}
 	for i, u := range users {
 		old, found := stored[u]
-		hash, err := store.SeedPasswordHash(old, l.Passwords[i])
+		hash, err := seed.PasswordHash(old, l.Passwords[i])
 		if err != nil {
 			return err
 		}
@@ -401,7 +401,7 @@ func (im *importer) users(licenseID int64, l *store.PlanLicense, isNew bool) err
 // licenseFeature queues the writes that make a license feature the plan's.
 // A new license has no features to read, unless the plan names one by id,
 // which may belong to another license.
-func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature, licenseIsNew bool) error {
+func (im *importer) licenseFeature(licenseID int64, f *seed.LicenseFeature, licenseIsNew bool) error {
 	label := fmt.Sprintf("feature %q", f.Code)
 	id := f.ID
 	var stored consumption.LicenseFeature

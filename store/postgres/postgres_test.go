@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
 )
 
@@ -143,7 +144,7 @@ func TestNodesStartTogether(t *testing.T) {
 		}
 		t.Cleanup(func() { b.Close() })
 	}
-	plan, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
+	plan, err := seed.Parse("seed.json", []byte(storetest.Seed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ CREATE TABLE consumption_ledger (
 CREATE INDEX consumption_ledger_by_counter ON consumption_ledger (license_id, license_feature_id, id);
 `,
 	// The digest of the last seed imported, so that importing the same
-	// file again is skipped (see store.Plan.Digest). A later migration that
+	// file again is skipped (see seed.Plan.Digest). A later migration that
 	// adds columns a seed fills must empty it, so that the next start
 	// imports the unchanged seed again rather than skipping it.
 	`

@@ -7,7 +7,8 @@ import (
 	"runtime/metrics"
 	"testing"
 
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/cache"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkCacheWarm100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	p, err := store.ParseSeed("seed.json", storetest.LargeSeed(n))
+	p, err := seed.Parse("seed.json", storetest.LargeSeed(n))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func BenchmarkCacheWarm100k(b *testing.B) {
 	var perLicense float64
 	for b.Loop() {
 		before := liveHeap()
-		c, err := store.NewCache(db, 0, 0)
+		c, err := cache.New(db, 0, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
 )
 
@@ -72,7 +72,7 @@ func consumeBenchStore(b *testing.B, n int) (*Backend, []consumeTarget) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	p, err := store.ParseSeed("seed.json", storetest.LargeSeed(n))
+	p, err := seed.Parse("seed.json", storetest.LargeSeed(n))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 )
 
 // Import implements store.Backend: it upserts the plan in one transaction,
 // unless the last import had the same digest.
-func (b *Backend) Import(ctx context.Context, p *store.Plan) (applied bool, err error) {
+func (b *Backend) Import(ctx context.Context, p *seed.Plan) (applied bool, err error) {
 	if err := b.w.failed(); err != nil {
 		return false, err
 	}
@@ -65,7 +65,7 @@ func (b *Backend) Import(ctx context.Context, p *store.Plan) (applied bool, err 
 	return applied, err
 }
 
-// importer is the store.PlanWriter of one import transaction.
+// importer is the seed.Writer of one import transaction.
 type importer struct {
 	tx  *sql.Tx
 	ctx context.Context
@@ -80,7 +80,7 @@ type importer struct {
 	nextLicense, nextFeature int64
 }
 
-func (im *importer) reserveIDs(p *store.Plan) error {
+func (im *importer) reserveIDs(p *seed.Plan) error {
 	if err := im.tx.QueryRowContext(im.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM licenses`).Scan(&im.nextLicense); err != nil {
 		return err
 	}
@@ -206,8 +206,8 @@ func (im *importer) prepare() error {
 	return nil
 }
 
-// Product implements store.PlanWriter.
-func (im *importer) Product(p *store.PlanProduct) (int64, error) {
+// Product implements seed.Writer.
+func (im *importer) Product(p *seed.Product) (int64, error) {
 	var id int64
 	err := im.stmts[upsertProduct].QueryRowContext(im.ctx, p.ShortCode, p.Name, p.AuthMethod.String()).Scan(&id)
 	if err != nil {
@@ -223,15 +223,15 @@ func (im *importer) Product(p *store.PlanProduct) (int64, error) {
 	return id, nil
 }
 
-// BlacklistEntry implements store.PlanWriter.
-func (im *importer) BlacklistEntry(e store.PlanBlacklistEntry, productID int64) error {
+// BlacklistEntry implements seed.Writer.
+func (im *importer) BlacklistEntry(e seed.BlacklistEntry, productID int64) error {
 	_, err := im.stmts[insertBlacklistEntry].ExecContext(im.ctx, e.HardwareID, productID)
 	return err
 }
 
 // existingLicense finds a license the seed does not give an id for by its
 // natural key: the license key, or the first user of a user-based license.
-func (im *importer) existingLicense(l *store.PlanLicense, pid int64) (int64, error) {
+func (im *importer) existingLicense(l *seed.License, pid int64) (int64, error) {
 	var id int64
 	var err error
 	if len(l.Users) == 0 {
@@ -245,8 +245,8 @@ func (im *importer) existingLicense(l *store.PlanLicense, pid int64) (int64, err
 	return id, err
 }
 
-// License implements store.PlanWriter.
-func (im *importer) License(l *store.PlanLicense, pid int64) error {
+// License implements seed.Writer.
+func (im *importer) License(l *seed.License, pid int64) error {
 	id := l.ID
 	if id == 0 {
 		var err error
@@ -286,7 +286,7 @@ func (im *importer) License(l *store.PlanLicense, pid int64) error {
 	return nil
 }
 
-func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature) error {
+func (im *importer) licenseFeature(licenseID int64, f *seed.LicenseFeature) error {
 	id := f.ID
 	if id == 0 {
 		err := im.stmts[featureIDByCode].QueryRowContext(im.ctx, licenseID, f.Code).Scan(&id)
@@ -307,7 +307,7 @@ func (im *importer) licenseFeature(licenseID int64, f *store.PlanLicenseFeature)
 
 // users replaces the license's users, keeping each stored password hash
 // that still matches the seed's password.
-func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
+func (im *importer) users(licenseID int64, l *seed.License) error {
 	// Only a license with users needs the stored hashes; one without (every
 	// key-based license) still has its users deleted, in case it had some.
 	var stored map[string]string
@@ -334,7 +334,7 @@ func (im *importer) users(licenseID int64, l *store.PlanLicense) error {
 		return err
 	}
 	for i, u := range l.Users {
-		hash, err := store.SeedPasswordHash(stored[u], l.Passwords[i])
+		hash, err := seed.PasswordHash(stored[u], l.Passwords[i])
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
 )
 
@@ -24,7 +24,7 @@ func BenchmarkImport100k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := store.ParseSeed("seed.json", data)
+		p, err := seed.Parse("seed.json", data)
 		if err != nil {
 			b.Fatal(err)
 		}

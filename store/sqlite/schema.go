@@ -29,7 +29,7 @@ ALTER TABLE license_features DROP COLUMN period_start;
 ALTER TABLE license_features DROP COLUMN seeded_total;`,
 }
 
-// seedDigestTable holds the store.Plan.Digest of the last import committed.
+// seedDigestTable holds the seed.Plan.Digest of the last import committed.
 // A later migration that adds columns a seed fills must empty it, so that
 // the next start imports the unchanged seed again rather than skipping it.
 const seedDigestTable = `CREATE TABLE IF NOT EXISTS seed_digest (

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
 )
 
@@ -221,7 +222,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	// A seed imported before the digest was recorded is applied once more.
 	for i, want := range []bool{true, false} {
-		p, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
+		p, err := seed.Parse("seed.json", []byte(storetest.Seed))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +265,7 @@ func TestSyncFailure(t *testing.T) {
 			t.Errorf("consumption %d after the failed sync: %+v, %v; want the sync's error", i, out, err)
 		}
 	}
-	p, err := store.ParseSeed("seed.json", []byte(storetest.Seed))
+	p, err := seed.Parse("seed.json", []byte(storetest.Seed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/edgelicense/caddy-license-api/auth"
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 )
 
 // Opener returns a new, empty backend; the suite closes it.
@@ -86,11 +87,11 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-// ImportSeed parses seed and imports it into b, failing t on any error. It
+// ImportSeed parses the seed text and imports it into b, failing t on any error. It
 // returns whether the import was applied (see store.Backend.Import).
-func ImportSeed(t *testing.T, b store.Backend, seed string) (applied bool) {
+func ImportSeed(t *testing.T, b store.Backend, text string) (applied bool) {
 	t.Helper()
-	p, err := store.ParseSeed("seed.json", []byte(seed))
+	p, err := seed.Parse("seed.json", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +548,7 @@ func testReimport(t *testing.T, b store.Backend) {
 func testImportIsAtomic(t *testing.T, b store.Backend) {
 	bad := `{"products": [{"short_code": "new", "features": []}, {"short_code": "cad", "features": [{"code": "render"}]}],
 	 "licenses": [{"id": 2002, "product": "cad", "license_key": "AAAA-BBBB"}]}`
-	p, err := store.ParseSeed("bad.json", []byte(bad))
+	p, err := seed.Parse("bad.json", []byte(bad))
 	if err != nil {
 		t.Fatal(err)
 	}

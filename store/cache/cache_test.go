@@ -1,4 +1,4 @@
-package store
+package cache
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
 )
 
 // countingDefs answers every lookup from fixed data and counts the calls.
@@ -63,17 +64,17 @@ func (d *countingDefs) Feature(context.Context, int64, string) (consumption.Lice
 	return consumption.LicenseFeature{}, false, nil
 }
 
-// LicenseBundle returns licenses 7 and 8 of product 1, keys "K-7" and
+// store.LicenseBundle returns licenses 7 and 8 of product 1, keys "K-7" and
 // "K-8", with feature "f" and the active device "hw"; and counts the call.
-func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle, bool, error) {
+func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (store.LicenseBundle, bool, error) {
 	d.calls++
 	if d.during != nil {
 		d.during()
 	}
 	if id != 7 && id != 8 {
-		return LicenseBundle{}, false, nil
+		return store.LicenseBundle{}, false, nil
 	}
-	return LicenseBundle{
+	return store.LicenseBundle{
 		License:  consumption.License{ID: id, ProductID: 1, Key: "K-" + strconv.FormatInt(id, 10)},
 		Features: []consumption.LicenseFeature{{ID: 70, LicenseID: id, Code: "f"}},
 		Devices:  []consumption.Device{{ID: 71, LicenseID: id, HardwareID: "hw", Active: true}},
@@ -82,18 +83,18 @@ func (d *countingDefs) LicenseBundle(_ context.Context, id int64) (LicenseBundle
 
 // LicenseBundleByKey returns the bundle of product 1's license with key k,
 // and counts the call.
-func (d *countingDefs) LicenseBundleByKey(ctx context.Context, pid int64, k string) (LicenseBundle, bool, error) {
+func (d *countingDefs) LicenseBundleByKey(ctx context.Context, pid int64, k string) (store.LicenseBundle, bool, error) {
 	id, err := strconv.ParseInt(strings.TrimPrefix(k, "K-"), 10, 64)
 	if pid != 1 || err != nil || !strings.HasPrefix(k, "K-") {
 		d.calls++
-		return LicenseBundle{}, false, nil
+		return store.LicenseBundle{}, false, nil
 	}
 	return d.LicenseBundle(ctx, id)
 }
 
 // LicenseBundles pages through licenses 7 and 8, and counts the call.
-func (d *countingDefs) LicenseBundles(ctx context.Context, after int64, limit int) ([]LicenseBundle, error) {
-	var out []LicenseBundle
+func (d *countingDefs) LicenseBundles(ctx context.Context, after int64, limit int) ([]store.LicenseBundle, error) {
+	var out []store.LicenseBundle
 	for id := max(after+1, 7); id <= 8 && len(out) < limit; id++ {
 		lb, _, _ := d.LicenseBundle(ctx, id)
 		d.calls--
@@ -112,9 +113,9 @@ func (d *countingDefs) Blacklist(_ context.Context, productID int64) ([]string, 
 	return []string{"hw-bad", "hw-worse"}, nil
 }
 
-func newTestCache(t *testing.T, d Source) *Cache {
+func newTestCache(t *testing.T, d store.Source) *Cache {
 	t.Helper()
-	c, err := NewCache(d, 1000, time.Minute)
+	c, err := New(d, 1000, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestCacheWarm(t *testing.T) {
 		t.Errorf("%d backend reads after warming", d.calls-before)
 	}
 
-	small, err := NewCache(d, 2, time.Minute)
+	small, err := New(d, 2, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +389,7 @@ func TestCacheKeyIndex(t *testing.T) {
 		t.Errorf("Clear left %d index entries", len(c.keys.m))
 	}
 
-	small, err := NewCache(d, 1, time.Minute)
+	small, err := New(d, 1, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func TestCacheKeyIndex(t *testing.T) {
 // works: ristretto's admission sketch panicked with a single counter.
 func TestCacheOfOneEntry(t *testing.T) {
 	d := &countingDefs{}
-	c, err := NewCache(d, 1, time.Minute)
+	c, err := New(d, 1, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

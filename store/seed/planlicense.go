@@ -1,4 +1,4 @@
-package store
+package seed
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/edgelicense/caddy-license-api/internal/jsonjs"
 )
 
-func (p *planner) planProducts(products []seedProduct) error {
+func (p *planner) planProducts(products []fileProduct) error {
 	for i, sp := range products {
 		p.place = place{list: "products", i: i}
 		if sp.ShortCode == "" {
@@ -23,7 +23,7 @@ func (p *planner) planProducts(products []seedProduct) error {
 		if !ok {
 			return p.fail(`authorization_method %q is not "license-key" or "user"`, sp.AuthorizationMethod)
 		}
-		pp := PlanProduct{Product: consumption.Product{ShortCode: sp.ShortCode, Name: sp.Name, AuthMethod: method}}
+		pp := Product{Product: consumption.Product{ShortCode: sp.ShortCode, Name: sp.Name, AuthMethod: method}}
 		defaults := &productDefaults{method: method, features: map[string]consumption.LicenseFeature{}}
 		for j, sf := range sp.Features {
 			p.place = place{list: "products", i: i, sub: "features", j: j}
@@ -34,7 +34,7 @@ func (p *planner) planProducts(products []seedProduct) error {
 				return p.fail("feature %q is defined twice", sf.Code)
 			}
 			base := consumption.LicenseFeature{Code: sf.Code, Name: sf.Code, Type: consumption.ConsumptionFeature}
-			feat, err := p.applyFields(base, &sf.seedFeatureFields)
+			feat, err := p.applyFields(base, &sf.fileFeatureFields)
 			if err != nil {
 				return err
 			}
@@ -48,13 +48,13 @@ func (p *planner) planProducts(products []seedProduct) error {
 }
 
 // planLicense plans licenses[i].
-func (p *planner) planLicense(i int, sl *seedLicense) error {
+func (p *planner) planLicense(i int, sl *fileLicense) error {
 	p.place = place{list: "licenses", i: i}
 	prod := p.products[sl.Product]
 	if prod == nil {
 		return p.fail("unknown product %q", sl.Product)
 	}
-	pl := &PlanLicense{
+	pl := &License{
 		License: consumption.License{Key: sl.LicenseKey, Enabled: boolOr(sl.Enabled, true), Active: boolOr(sl.Active, true),
 			Type: consumption.Perpetual, IsTrial: boolOr(sl.IsTrial, false), MaxActivations: 1,
 			AllowUnlimitedActivations: boolOr(sl.AllowUnlimitedActivations, false)},
@@ -63,7 +63,7 @@ func (p *planner) planLicense(i int, sl *seedLicense) error {
 	if err := p.licenseFields(pl, sl.LicenseType, sl.MaxActivations, sl.Customer, sl.Metadata); err != nil {
 		return err
 	}
-	counter := seedFeatureFields{MaxConsumption: sl.MaxConsumptions, AllowUnlimited: sl.AllowUnlimited,
+	counter := fileFeatureFields{MaxConsumption: sl.MaxConsumptions, AllowUnlimited: sl.AllowUnlimited,
 		AllowOverages: sl.AllowOverages, MaxOverages: sl.MaxOverages, AllowNegative: sl.AllowNegative,
 		ResetConsumption: sl.ResetConsumption, ConsumptionPeriod: sl.ConsumptionPeriod}
 	lc, err := p.applyFields(consumption.LicenseFeature{}, &counter)
@@ -127,11 +127,11 @@ func (p *planner) planLicense(i int, sl *seedLicense) error {
 			return p.fail("feature %q is listed twice", sf.Code)
 		}
 		p.codes[sf.Code] = true
-		feat, err := p.applyFields(base, &sf.seedFeatureFields)
+		feat, err := p.applyFields(base, &sf.fileFeatureFields)
 		if err != nil {
 			return err
 		}
-		plf := PlanLicenseFeature{LicenseFeature: feat}
+		plf := LicenseFeature{LicenseFeature: feat}
 		if sf.ID.Set && !sf.ID.Null {
 			if sf.ID.Value <= 0 || sf.ID.Value > consumption.MaxSafeInteger {
 				return p.fail("id must be a positive integer up to 2^53-1")
@@ -166,7 +166,7 @@ func (p *planner) planLicense(i int, sl *seedLicense) error {
 	return nil
 }
 
-func (p *planner) planBlacklist(blacklist []seedBlacklistEntry) error {
+func (p *planner) planBlacklist(blacklist []fileBlacklistEntry) error {
 	for i, sb := range blacklist {
 		p.place = place{list: "blacklist", i: i}
 		if sb.HardwareID == "" {
@@ -175,7 +175,7 @@ func (p *planner) planBlacklist(blacklist []seedBlacklistEntry) error {
 		if sb.Product != "" && p.products[sb.Product] == nil {
 			return p.fail("unknown product %q", sb.Product)
 		}
-		p.out.Blacklist = append(p.out.Blacklist, PlanBlacklistEntry(sb))
+		p.out.Blacklist = append(p.out.Blacklist, BlacklistEntry(sb))
 	}
 	return nil
 }
@@ -193,7 +193,7 @@ func (p *planner) optTotal(o opt[int64]) (*int64, error) {
 // licenseFields validates the license type, activation limit, customer and
 // metadata. Customer and metadata are stored as JavaScript writes them, so
 // that responses carrying them verify in the SDK whatever they hold.
-func (p *planner) licenseFields(pl *PlanLicense, typ opt[string], maxActivations opt[int64], customer, metadata json.RawMessage) error {
+func (p *planner) licenseFields(pl *License, typ opt[string], maxActivations opt[int64], customer, metadata json.RawMessage) error {
 	if typ.Set && !typ.Null {
 		switch t := consumption.LicenseType(typ.Value); t {
 		case consumption.Perpetual, consumption.TimeLimited, consumption.ConsumptionType, consumption.SubscriptionType:
@@ -230,7 +230,7 @@ func (p *planner) licenseFields(pl *PlanLicense, typ opt[string], maxActivations
 }
 
 // applyFields returns base with the fields the seed sets.
-func (p *planner) applyFields(f consumption.LicenseFeature, s *seedFeatureFields) (consumption.LicenseFeature, error) {
+func (p *planner) applyFields(f consumption.LicenseFeature, s *fileFeatureFields) (consumption.LicenseFeature, error) {
 	setString(&f.Name, s.Name)
 	if s.FeatureType.Set {
 		switch t := consumption.FeatureType(s.FeatureType.Value); t {

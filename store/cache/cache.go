@@ -1,4 +1,6 @@
-package store
+// Package cache is the definitions cache: it serves consumption.Definitions
+// from memory in front of a store.Source, and is the only user of ristretto.
+package cache
 
 import (
 	"context"
@@ -11,6 +13,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/edgelicense/caddy-license-api/consumption"
+	"github.com/edgelicense/caddy-license-api/store"
 )
 
 // Cache serves Definitions from memory (ristretto) in front of a backend. It
@@ -19,12 +22,12 @@ import (
 // backend's atomic step.
 //
 // A license is cached as one entry with its features and devices (a
-// LicenseBundle), and a product's blacklist as one set, so that a request
+// store.LicenseBundle), and a product's blacklist as one set, so that a request
 // about a license not seen before costs one backend call for all it reads
 // of that license rather than one per lookup, and the cache holds a few
 // entries per license rather than one per feature and device.
 type Cache struct {
-	next       Source
+	next       store.Source
 	c          *ristretto.Cache[string, any]
 	ttl        time.Duration
 	maxEntries int64
@@ -45,21 +48,21 @@ type Cache struct {
 
 // Default cache settings.
 const (
-	DefaultCacheEntries = 1_000_000
-	DefaultCacheTTL     = 5 * time.Minute
+	DefaultEntries = 1_000_000
+	DefaultTTL     = 5 * time.Minute
 )
 
 // minCounters is the fewest admission counters a cache gets, however small.
 const minCounters = 64
 
-// NewCache returns a Cache of at most maxEntries entries (0 for
-// DefaultCacheEntries), each kept at most ttl (0 for DefaultCacheTTL).
-func NewCache(next Source, maxEntries int64, ttl time.Duration) (*Cache, error) {
+// New returns a Cache of at most maxEntries entries (0 for
+// DefaultEntries), each kept at most ttl (0 for DefaultTTL).
+func New(next store.Source, maxEntries int64, ttl time.Duration) (*Cache, error) {
 	if maxEntries <= 0 {
-		maxEntries = DefaultCacheEntries
+		maxEntries = DefaultEntries
 	}
 	if ttl <= 0 {
-		ttl = DefaultCacheTTL
+		ttl = DefaultTTL
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[string, any]{
 		// Ristretto advises ten admission counters per entry, for a cache
@@ -132,7 +135,7 @@ func (c *Cache) store(gen uint64, entries ...entry) bool {
 
 // storeKeyed is store that also indexes the key-based licenses among
 // keyed, which must be the same bundles as those stored.
-func (c *Cache) storeKeyed(gen uint64, keyed []*LicenseBundle, entries ...entry) bool {
+func (c *Cache) storeKeyed(gen uint64, keyed []*store.LicenseBundle, entries ...entry) bool {
 	stored := false
 	c.mu.RLock()
 	current := c.clock.Load() == gen
@@ -214,7 +217,7 @@ func (x *keyIndex) get(productID int64, key string) (int64, bool) {
 }
 
 // add indexes the key-based licenses among bundles.
-func (x *keyIndex) add(maxEntries int64, bundles []*LicenseBundle) {
+func (x *keyIndex) add(maxEntries int64, bundles []*store.LicenseBundle) {
 	if len(bundles) == 0 {
 		return
 	}
@@ -239,8 +242,8 @@ func (x *keyIndex) clear() {
 
 // bundle returns the license with id and its features and devices, from
 // memory or the backend; nil when there is no such license.
-func (c *Cache) bundle(ctx context.Context, id int64) (*LicenseBundle, error) {
-	return lookup(c, key('l', id, ""), func() (*LicenseBundle, error) {
+func (c *Cache) bundle(ctx context.Context, id int64) (*store.LicenseBundle, error) {
+	return lookup(c, key('l', id, ""), func() (*store.LicenseBundle, error) {
 		lb, ok, err := c.next.LicenseBundle(ctx, id)
 		if err != nil || !ok {
 			return nil, err
@@ -295,7 +298,7 @@ func (c *Cache) LicenseByKey(ctx context.Context, productID int64, k string) (co
 		return consumption.License{}, false, nil
 	}
 	shareStrings(&lb)
-	c.storeKeyed(gen, []*LicenseBundle{&lb}, entry{key('l', lb.License.ID, ""), &lb})
+	c.storeKeyed(gen, []*store.LicenseBundle{&lb}, entry{key('l', lb.License.ID, ""), &lb})
 	return lb.License, true, nil
 }
 
@@ -387,7 +390,7 @@ func (c *Cache) ForgetLicense(licenseID int64, _ string) {
 // and metadata objects) at one copy each. A backend reads every row's
 // strings into memory of their own, and across 100,000 cached licenses
 // those copies weighed more than the licenses' own keys.
-func shareStrings(lb *LicenseBundle) {
+func shareStrings(lb *store.LicenseBundle) {
 	l := &lb.License
 	l.Type = unique.Make(l.Type).Value()
 	l.Consumption.Period = unique.Make(l.Consumption.Period).Value()
@@ -435,7 +438,7 @@ func (c *Cache) Warm(ctx context.Context) (int, error) {
 		// bundles are stored together and expire together.
 		n := min(int64(len(page)), budget)
 		entries := make([]entry, n)
-		keyed := make([]*LicenseBundle, n)
+		keyed := make([]*store.LicenseBundle, n)
 		for i := range n {
 			shareStrings(&page[i])
 			entries[i] = entry{key('l', page[i].License.ID, ""), &page[i]}

@@ -1,4 +1,4 @@
-package store
+package seed
 
 import (
 	"crypto/sha256"
@@ -19,11 +19,11 @@ import (
 //
 // A plan does not hold its licenses: a seed may have hundreds of thousands,
 // and holding them planned took several times the memory of the seed's
-// text. Apply plans them again from the text, which ParseSeed has checked,
+// text. Apply plans them again from the text, which Parse has checked,
 // and writes each as it is planned.
 type Plan struct {
-	Products  []PlanProduct
-	Blacklist []PlanBlacklistEntry
+	Products  []Product
+	Blacklist []BlacklistEntry
 	// Licenses is how many licenses the seed has.
 	Licenses int
 
@@ -33,14 +33,14 @@ type Plan struct {
 	maxLicenseID, maxFeatureID int64
 }
 
-// PlanProduct is a product with its feature defaults.
-type PlanProduct struct {
+// Product is a product with its feature defaults.
+type Product struct {
 	consumption.Product
 	Features []consumption.LicenseFeature // LicenseID and ID unused
 }
 
-// PlanLicense is a license with its effective features and its devices.
-type PlanLicense struct {
+// License is a license with its effective features and its devices.
+type License struct {
 	consumption.License // ID 0 means "assign one"
 	Product             string
 	// Users are lower-cased, for case-insensitive matching; Passwords holds
@@ -49,20 +49,20 @@ type PlanLicense struct {
 	Passwords []string
 	// Total is the license-level counter value the seed sets, or nil.
 	Total    *int64
-	Features []PlanLicenseFeature
+	Features []LicenseFeature
 	Devices  []consumption.Device
 }
 
-// PlanLicenseFeature is a license feature with its overrides applied.
-type PlanLicenseFeature struct {
+// LicenseFeature is a license feature with its overrides applied.
+type LicenseFeature struct {
 	consumption.LicenseFeature // ID 0 means "assign one"
 	// Total is the counter value the seed sets, or nil to keep the counter.
 	Total *int64
 }
 
-// PlanBlacklistEntry bars a hardware id from one product, or from all when
+// BlacklistEntry bars a hardware id from one product, or from all when
 // Product is empty.
-type PlanBlacklistEntry struct {
+type BlacklistEntry struct {
 	HardwareID string
 	Product    string
 }
@@ -94,18 +94,18 @@ func (p *Plan) Digest() []byte {
 	return h.Sum(nil)
 }
 
-// PlanWriter writes the parts of a plan inside a backend's import
+// Writer writes the parts of a plan inside a backend's import
 // transaction. BlacklistEntry gets the product's id (0: every product).
-type PlanWriter interface {
-	Product(p *PlanProduct) (id int64, err error)
-	License(l *PlanLicense, productID int64) error
-	BlacklistEntry(e PlanBlacklistEntry, productID int64) error
+type Writer interface {
+	Product(p *Product) (id int64, err error)
+	License(l *License, productID int64) error
+	BlacklistEntry(e BlacklistEntry, productID int64) error
 }
 
 // Apply writes the plan through w in the order its references need
 // (products before the licenses and blacklist entries that name them),
 // naming the part of the plan that failed.
-func (p *Plan) Apply(w PlanWriter) error {
+func (p *Plan) Apply(w Writer) error {
 	products := make(map[string]int64, len(p.Products))
 	for i := range p.Products {
 		id, err := w.Product(&p.Products[i])
@@ -114,10 +114,10 @@ func (p *Plan) Apply(w PlanWriter) error {
 		}
 		products[p.Products[i].ShortCode] = id
 	}
-	// The seed's text passed ParseSeed, so planning it again fails only
+	// The seed's text passed Parse, so planning it again fails only
 	// if w does.
 	again := newPlanner(p.file, p.data)
-	again.emit = func(i int, l *PlanLicense) error {
+	again.emit = func(i int, l *License) error {
 		if err := w.License(l, products[l.Product]); err != nil {
 			return fmt.Errorf("licenses[%d]: %w", i, err)
 		}

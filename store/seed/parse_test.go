@@ -1,4 +1,4 @@
-package store
+package seed
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"github.com/edgelicense/caddy-license-api/consumption"
 )
 
-func TestParseSeedErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	const product = `{"short_code": "cad", "features": [{"code": "render", "max_consumption": 5}]}`
 	tests := []struct {
 		name, seed, place, reason string
@@ -47,10 +47,10 @@ func TestParseSeedErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseSeed("seed.json", []byte(tt.seed))
-			var se *SeedError
+			_, err := Parse("seed.json", []byte(tt.seed))
+			var se *Error
 			if !errors.As(err, &se) {
-				t.Fatalf("err = %v, want a *SeedError", err)
+				t.Fatalf("err = %v, want a *Error", err)
 			}
 			if !strings.Contains(se.Place, tt.place) || !strings.Contains(err.Error(), tt.reason) || !strings.HasPrefix(err.Error(), "seed seed.json: ") {
 				t.Errorf("error %q: want place %q and reason %q", err, tt.place, tt.reason)
@@ -59,8 +59,8 @@ func TestParseSeedErrors(t *testing.T) {
 	}
 }
 
-func TestParseSeedResolvesOverrides(t *testing.T) {
-	p, err := ParseSeed("seed.json", []byte(`{
+func TestParseResolvesOverrides(t *testing.T) {
+	p, err := Parse("seed.json", []byte(`{
 	 "products": [{"short_code": "cad", "name": "CAD", "features": [
 	   {"code": "render", "name": "Render", "max_consumption": 10, "allow_negative_consumptions": true,
 	    "reset_consumption": true, "consumption_period": "weekly", "expiry_date": "2030-01-01T00:00:00+02:00"},
@@ -113,18 +113,18 @@ func TestParseSeedResolvesOverrides(t *testing.T) {
 	}
 }
 
-// TestParseSeedListsInAnyOrder checks that licenses listed before their
+// TestParseListsInAnyOrder checks that licenses listed before their
 // products, which the parser cannot plan as it meets them, plan the same.
-func TestParseSeedListsInAnyOrder(t *testing.T) {
+func TestParseListsInAnyOrder(t *testing.T) {
 	const products = `"products": [{"short_code": "cad", "features": [{"code": "render", "max_consumption": 5}]}]`
 	const licenses = `"licenses": [{"id": 3, "product": "cad", "license_key": "K", "features": [{"code": "render", "id": 4}],
 		"devices": [{"hardware_id": "h"}]}, {"product": "cad", "license_key": "L"}]`
 	const blacklist = `"blacklist": [{"hardware_id": "bad", "product": "cad"}]`
-	want, err := ParseSeed("seed.json", []byte("{"+products+","+licenses+","+blacklist+"}"))
+	want, err := Parse("seed.json", []byte("{"+products+","+licenses+","+blacklist+"}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseSeed("seed.json", []byte("{"+blacklist+","+licenses+","+products+"}"))
+	got, err := Parse("seed.json", []byte("{"+blacklist+","+licenses+","+products+"}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,14 +135,14 @@ func TestParseSeedListsInAnyOrder(t *testing.T) {
 	if l, f := got.MaxIDs(); l != 3 || f != 4 {
 		t.Errorf("MaxIDs = %d, %d; want 3, 4", l, f)
 	}
-	_, err = ParseSeed("seed.json", []byte(`{"licenses": [{"product": "cad", "license_key": "K"}, {"product": "cam"}], `+products+"}"))
+	_, err = Parse("seed.json", []byte(`{"licenses": [{"product": "cad", "license_key": "K"}, {"product": "cam"}], `+products+"}"))
 	if err == nil || !strings.Contains(err.Error(), `licenses[1]: unknown product "cam"`) {
 		t.Errorf("err = %v, want licenses[1] named", err)
 	}
 }
 
 // planned returns the licenses p.Apply writes, in order.
-func planned(t *testing.T, p *Plan) []*PlanLicense {
+func planned(t *testing.T, p *Plan) []*License {
 	t.Helper()
 	var r recorder
 	if err := p.Apply(&r); err != nil {
@@ -151,14 +151,14 @@ func planned(t *testing.T, p *Plan) []*PlanLicense {
 	return r.licenses
 }
 
-// recorder is a PlanWriter that keeps the licenses.
-type recorder struct{ licenses []*PlanLicense }
+// recorder is a Writer that keeps the licenses.
+type recorder struct{ licenses []*License }
 
-func (r *recorder) Product(*PlanProduct) (int64, error) { return 1, nil }
+func (r *recorder) Product(*Product) (int64, error) { return 1, nil }
 
-func (r *recorder) License(l *PlanLicense, _ int64) error {
+func (r *recorder) License(l *License, _ int64) error {
 	r.licenses = append(r.licenses, l)
 	return nil
 }
 
-func (r *recorder) BlacklistEntry(PlanBlacklistEntry, int64) error { return nil }
+func (r *recorder) BlacklistEntry(BlacklistEntry, int64) error { return nil }

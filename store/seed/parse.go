@@ -1,4 +1,4 @@
-package store
+package seed
 
 import (
 	"bytes"
@@ -29,9 +29,9 @@ func (o *opt[T]) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.Value)
 }
 
-// seedFeatureFields are the fields of a product feature, which a license
+// fileFeatureFields are the fields of a product feature, which a license
 // feature may override one by one.
-type seedFeatureFields struct {
+type fileFeatureFields struct {
 	Name              opt[string] `json:"name"`
 	FeatureType       opt[string] `json:"feature_type"`
 	MaxConsumption    opt[int64]  `json:"max_consumption"`
@@ -46,25 +46,25 @@ type seedFeatureFields struct {
 	IsFloatingCloud   opt[bool]   `json:"is_floating_cloud"`
 }
 
-// seedProduct is an element of the seed's products list.
-type seedProduct struct {
+// fileProduct is an element of the seed's products list.
+type fileProduct struct {
 	ShortCode           string               `json:"short_code"`
 	Name                string               `json:"name"`
 	AuthorizationMethod string               `json:"authorization_method"`
-	Features            []seedProductFeature `json:"features"`
+	Features            []fileProductFeature `json:"features"`
 }
 
-type seedProductFeature struct {
+type fileProductFeature struct {
 	Code string `json:"code"`
-	seedFeatureFields
+	fileFeatureFields
 }
 
-// seedLicense is an element of the seed's licenses list.
-type seedLicense struct {
+// fileLicense is an element of the seed's licenses list.
+type fileLicense struct {
 	ID                        opt[int64]      `json:"id"`
 	Product                   string          `json:"product"`
 	LicenseKey                string          `json:"license_key"`
-	Users                     []seedUser      `json:"users"`
+	Users                     []fileUser      `json:"users"`
 	Enabled                   opt[bool]       `json:"enabled"`
 	Active                    opt[bool]       `json:"active"`
 	ValidityPeriod            opt[string]     `json:"validity_period"`
@@ -84,60 +84,62 @@ type seedLicense struct {
 	ResetConsumption  opt[bool]            `json:"reset_consumption"`
 	ConsumptionPeriod opt[string]          `json:"consumption_period"`
 	TotalConsumptions opt[int64]           `json:"total_consumptions"`
-	Features          []seedLicenseFeature `json:"features"`
-	Devices           []seedDevice         `json:"devices"`
+	Features          []fileLicenseFeature `json:"features"`
+	Devices           []fileDevice         `json:"devices"`
 }
 
-type seedLicenseFeature struct {
+type fileLicenseFeature struct {
 	Code              string     `json:"code"`
 	ID                opt[int64] `json:"id"`
 	TotalConsumptions opt[int64] `json:"total_consumptions"`
-	seedFeatureFields
+	fileFeatureFields
 }
 
-type seedDevice struct {
+type fileDevice struct {
 	HardwareID string    `json:"hardware_id"`
 	Active     opt[bool] `json:"active"`
 }
 
-// seedBlacklistEntry is an element of the seed's blacklist.
-type seedBlacklistEntry struct {
+// fileBlacklistEntry is an element of the seed's blacklist.
+type fileBlacklistEntry struct {
 	HardwareID string `json:"hardware_id"`
 	Product    string `json:"product"`
 }
 
-// seedUser is a license user: a name, or {"username": ..., "password": ...}.
-type seedUser struct {
+// fileUser is a license user: a name, or {"username": ..., "password": ...}.
+type fileUser struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 }
 
 // UnmarshalJSON accepts the plain-name form as well as the object.
-func (u *seedUser) UnmarshalJSON(b []byte) error {
+func (u *fileUser) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		return json.Unmarshal(b, &u.Username)
 	}
-	type plain seedUser // without this method, so no recursion
+	type plain fileUser // without this method, so no recursion
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	return dec.Decode((*plain)(u))
 }
 
-// SeedError locates a problem in a seed file: a line and column for JSON
+// Error locates a problem in a seed file: a line and column for JSON
 // syntax, a path such as licenses[2].features[0].code for content.
-type SeedError struct {
+type Error struct {
 	File  string
 	Place string
 	Err   error
 }
 
-func (e *SeedError) Error() string {
+// Error returns the file, the place and the reason.
+func (e *Error) Error() string {
 	return fmt.Sprintf("seed %s: %s: %v", e.File, e.Place, e.Err)
 }
 
-func (e *SeedError) Unwrap() error { return e.Err }
+// Unwrap returns the reason, so that errors.Is sees through the place.
+func (e *Error) Unwrap() error { return e.Err }
 
-// ParseSeed validates a seed file's contents and resolves it into a Plan.
+// Parse validates a seed file's contents and resolves it into a Plan.
 // name is used in errors only.
 //
 // Licenses are decoded and planned one at a time: a seed of 100,000
@@ -147,7 +149,7 @@ func (e *SeedError) Unwrap() error { return e.Err }
 // that, the error reported is the first the planner meets, in file order
 // (except that licenses listed before their products are planned after
 // them).
-func ParseSeed(name string, data []byte) (*Plan, error) {
+func Parse(name string, data []byte) (*Plan, error) {
 	if !json.Valid(data) {
 		return nil, syntaxError(name, data)
 	}
@@ -187,10 +189,10 @@ func syntaxError(name string, data []byte) error {
 		if errors.As(err, &syn) {
 			at = syn.Offset
 		}
-		return &SeedError{File: name, Place: lineCol(data, at), Err: jsonReason(err)}
+		return &Error{File: name, Place: lineCol(data, at), Err: jsonReason(err)}
 	}
 	dec.More() // moves to the content after the object
-	return &SeedError{File: name, Place: lineCol(data, dec.InputOffset()), Err: errors.New("content after the seed object")}
+	return &Error{File: name, Place: lineCol(data, dec.InputOffset()), Err: errors.New("content after the seed object")}
 }
 
 // planner walks a seed that is valid JSON, checking its content and
@@ -201,9 +203,9 @@ type planner struct {
 	dec   *json.Decoder
 	place place
 	out   *Plan
-	// emit receives each license as it is planned, in Apply; ParseSeed
+	// emit receives each license as it is planned, in Apply; Parse
 	// only checks them.
-	emit func(i int, l *PlanLicense) error
+	emit func(i int, l *License) error
 
 	products map[string]*productDefaults
 	ids      map[int64]int // license id → index of the license that gives it
@@ -211,7 +213,7 @@ type planner struct {
 	// license is the decoding target of every license in turn, and codes,
 	// hardware and users the names seen in the one being planned: reused,
 	// so that a license costs little beyond its plan.
-	license                seedLicense
+	license                fileLicense
 	codes, hardware, users map[string]bool
 }
 
@@ -240,12 +242,12 @@ func (pl place) String() string {
 }
 
 func (p *planner) fail(format string, args ...any) error {
-	return &SeedError{File: p.file, Place: p.place.String(), Err: fmt.Errorf(format, args...)}
+	return &Error{File: p.file, Place: p.place.String(), Err: fmt.Errorf(format, args...)}
 }
 
 // failAt reports a problem with the JSON itself just before offset.
 func (p *planner) failAt(offset int64, format string, args ...any) error {
-	return &SeedError{File: p.file, Place: lineCol(p.data, offset), Err: fmt.Errorf(format, args...)}
+	return &Error{File: p.file, Place: lineCol(p.data, offset), Err: fmt.Errorf(format, args...)}
 }
 
 // parse walks the seed object. Its lists may come in any order: licenses
@@ -259,8 +261,8 @@ func (p *planner) parse() error {
 	if tok != json.Delim('{') {
 		return p.failAt(p.dec.InputOffset(), "the seed must be a JSON object")
 	}
-	var blacklist []seedBlacklistEntry
-	var early []seedLicense // licenses listed before the products
+	var blacklist []fileBlacklistEntry
+	var early []fileLicense // licenses listed before the products
 	given := map[string]bool{}
 	for p.dec.More() {
 		tok, _ := p.dec.Token()
@@ -286,7 +288,7 @@ func (p *planner) parse() error {
 		var err error
 		switch list {
 		case "products":
-			var products []seedProduct
+			var products []fileProduct
 			if err = p.decode(&products, "products"); err == nil {
 				err = p.planProducts(products)
 			}
@@ -309,18 +311,18 @@ func (p *planner) parse() error {
 
 // licenses decodes the licenses list one license at a time and plans each,
 // or keeps them in early when the products are still to come.
-func (p *planner) licenses(early bool, kept *[]seedLicense) error {
+func (p *planner) licenses(early bool, kept *[]fileLicense) error {
 	tok, _ := p.dec.Token()
 	switch tok {
 	case nil:
 		return nil
 	case json.Delim('['):
 	default:
-		return &SeedError{File: p.file, Place: "licenses (" + lineCol(p.data, p.dec.InputOffset()) + ")",
+		return &Error{File: p.file, Place: "licenses (" + lineCol(p.data, p.dec.InputOffset()) + ")",
 			Err: fmt.Errorf("a JSON %s cannot be a list of licenses", jsonKind(tok))}
 	}
 	for i := 0; p.dec.More(); i++ {
-		p.license = seedLicense{}
+		p.license = fileLicense{}
 		if err := p.decode(&p.license, "licenses"); err != nil {
 			return err
 		}
@@ -357,9 +359,9 @@ func (p *planner) decode(v any, path string) error {
 		if typ.Field != "" {
 			field += "." + typ.Field
 		}
-		return &SeedError{File: p.file, Place: field + " (" + lineCol(p.data, base+typ.Offset) + ")", Err: jsonReason(err)}
+		return &Error{File: p.file, Place: field + " (" + lineCol(p.data, base+typ.Offset) + ")", Err: jsonReason(err)}
 	}
-	return &SeedError{File: p.file, Place: lineCol(p.data, p.dec.InputOffset()), Err: jsonReason(err)}
+	return &Error{File: p.file, Place: lineCol(p.data, p.dec.InputOffset()), Err: jsonReason(err)}
 }
 
 func isSpace(c byte) bool {
