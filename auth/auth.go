@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgelicense/caddy-license-api/apierror"
 )
 
 // algorithm is the only signing algorithm LicenseSpring clients use; anything
@@ -28,41 +30,28 @@ var signatureLen = base64.StdEncoding.EncodedLen(sha256.Size)
 // honest.
 var strictBase64 = base64.StdEncoding.Strict()
 
-// Error is an authentication failure: HTTP status, wire code, human message.
-// The fields are sent to clients verbatim, which is why no Error ever carries
-// request-specific data such as keys or signatures.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-// Error returns the wire code and message, so logs carry the stable code
-// first.
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
 // The sentinels below are the only errors Verify returns, so callers can
 // compare with errors.Is or == and render Status, Code and Message directly.
 var (
 	// ErrMissingHeaders reports that the Date or Authorization header is
 	// absent or empty.
-	ErrMissingHeaders = &Error{http.StatusBadRequest, "missing_headers", "Some headers are missing"}
+	ErrMissingHeaders = apierror.New(http.StatusBadRequest, "missing_headers", "Some headers are missing")
 	// ErrMissingParams reports an Authorization header that cannot be parsed
 	// or lacks one of algorithm, headers, signature or apikey.
-	ErrMissingParams = &Error{http.StatusBadRequest, "authorization_missing_params", "Authorization header is malformed or missing algorithm, headers, signature or apikey"}
+	ErrMissingParams = apierror.New(http.StatusBadRequest, "authorization_missing_params", "Authorization header is malformed or missing algorithm, headers, signature or apikey")
 	// ErrInvalidHeaders reports a headers field other than "date"; signing
 	// other header sets is not supported by LicenseSpring.
-	ErrInvalidHeaders = &Error{http.StatusBadRequest, "authorization_invalid_headers", `Authorization headers field must be "date"`}
+	ErrInvalidHeaders = apierror.New(http.StatusBadRequest, "authorization_invalid_headers", `Authorization headers field must be "date"`)
 	// ErrHMACRequired reports an algorithm other than hmac-sha256.
-	ErrHMACRequired = &Error{http.StatusBadRequest, "hmac_required", "HMAC-SHA256 signature algorithm is required"}
+	ErrHMACRequired = apierror.New(http.StatusBadRequest, "hmac_required", "HMAC-SHA256 signature algorithm is required")
 	// ErrInvalidAPIKey reports an API key that is not configured.
-	ErrInvalidAPIKey = &Error{http.StatusBadRequest, "invalid_api_key", "Provided API key is not valid"}
+	ErrInvalidAPIKey = apierror.New(http.StatusBadRequest, "invalid_api_key", "Provided API key is not valid")
 	// ErrSignatureMismatch reports a signature that was not made with the
 	// shared key belonging to the API key.
-	ErrSignatureMismatch = &Error{http.StatusUnauthorized, "signature_mismatch", "Signature does not match"}
+	ErrSignatureMismatch = apierror.New(http.StatusUnauthorized, "signature_mismatch", "Signature does not match")
 	// ErrDateHeaderDiff reports a Date header that cannot be parsed or lies
 	// outside the accepted clock skew.
-	ErrDateHeaderDiff = &Error{http.StatusBadRequest, "date_header_diff", "Date header is invalid or too far from server time"}
+	ErrDateHeaderDiff = apierror.New(http.StatusBadRequest, "date_header_diff", "Date header is invalid or too far from server time")
 )
 
 // Params holds the parsed Authorization fields. Values are substrings of the
@@ -274,7 +263,7 @@ func (v *Verifier) WithClock(now func() time.Time) *Verifier {
 }
 
 // Verify checks the raw Date and Authorization header values and returns the
-// API key on success; errors are *Error sentinels. Checks run in a fixed
+// API key on success; errors are *apierror.Error sentinels. Checks run in a fixed
 // order, so a given bad request always yields the same code. The date window
 // is checked last, after the signature, so an unauthenticated caller cannot
 // probe the server clock through error codes.

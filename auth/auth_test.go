@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgelicense/caddy-license-api/apierror"
 )
 
 const (
@@ -109,7 +111,7 @@ func TestParseAuthorization(t *testing.T) {
 
 func TestErrorSentinels(t *testing.T) {
 	for i, tc := range []struct {
-		err    *Error
+		err    *apierror.Error
 		status int
 		code   string
 	}{
@@ -147,7 +149,7 @@ func TestVerify(t *testing.T) {
 		name    string
 		date    string
 		authz   string
-		wantErr *Error
+		wantErr *apierror.Error
 	}{
 		// Success paths and accepted spellings.
 		{name: "test vector", date: testDate, authz: authz("hmac-sha256", "date", testSignature, testAPIKey)},
@@ -228,9 +230,9 @@ func TestVerify(t *testing.T) {
 
 func TestVerifyErrorsAreTyped(t *testing.T) {
 	_, err := testVerifier().Verify(testDate, authz("hmac-sha256", "date", testSignature, "unknown"))
-	var ae *Error
+	var ae *apierror.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != "invalid_api_key" {
-		t.Fatalf("err = %#v, want *Error invalid_api_key", err)
+		t.Fatalf("err = %#v, want *apierror.Error invalid_api_key", err)
 	}
 	if !errors.Is(err, ErrInvalidAPIKey) {
 		t.Fatalf("errors.Is(%v, ErrInvalidAPIKey) = false", err)
@@ -254,9 +256,9 @@ func TestErrorsDoNotLeakSecrets(t *testing.T) {
 		if err == nil {
 			t.Fatalf("Test %d: expected an error", i)
 		}
-		ae, ok := err.(*Error)
+		ae, ok := err.(*apierror.Error)
 		if !ok {
-			t.Fatalf("Test %d: err is %T, want *Error", i, err)
+			t.Fatalf("Test %d: err is %T, want *apierror.Error", i, err)
 		}
 		_, parseErr := ParseAuthorization(tc.authz)
 		for _, text := range []string{err.Error(), ae.Message, ae.Code, fmt.Sprintf("%+v", err), fmt.Sprint(parseErr)} {

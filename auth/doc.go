@@ -26,7 +26,7 @@
 // one, because any normalization would break signatures made by clients that
 // format the date slightly differently (for example without a zero-padded day).
 //
-// Errors returned by this package are *Error values whose Status, Code and
+// Errors returned by this package are *apierror.Error values whose Status, Code and
 // Message are meant to be sent to the client verbatim. They never contain the
 // shared key, the signature or the Authorization header.
 package auth

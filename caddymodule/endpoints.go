@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/edgelicense/caddy-license-api/apierror"
 	"github.com/edgelicense/caddy-license-api/consumption"
 )
 
@@ -46,7 +47,7 @@ var endpoints = map[string]endpoint{
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string, ep endpoint) {
 	if r.Method != ep.method {
 		w.Header().Set("Allow", ep.method)
-		h.writeError(w, name, &consumption.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		h.writeError(w, name, &apierror.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
 			Message: "this endpoint takes " + ep.method})
 		return
 	}
@@ -168,7 +169,7 @@ func (h *Handler) checkLicenseFeature(r *http.Request, _ string, _, out []byte) 
 	}
 	code := q.Get("feature")
 	if code == "" {
-		return out, &consumption.Error{Status: http.StatusBadRequest, Code: consumption.CodeMissingField, Message: "feature is required"}
+		return out, &apierror.Error{Status: http.StatusBadRequest, Code: consumption.CodeMissingField, Message: "feature is required"}
 	}
 	f, err := h.state.service.CheckLicenseFeature(r.Context(), req, code)
 	if err != nil {

@@ -9,19 +9,19 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/edgelicense/caddy-license-api/auth"
+	"github.com/edgelicense/caddy-license-api/apierror"
 	"github.com/edgelicense/caddy-license-api/consumption"
 )
 
 // Errors of this server's own, beyond those LicenseSpring documents.
 var (
-	errRequestTooLarge = &consumption.Error{Status: http.StatusRequestEntityTooLarge, Code: consumption.CodeRequestTooLarge,
+	errRequestTooLarge = &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: consumption.CodeRequestTooLarge,
 		Message: "request body exceeds " + strconv.Itoa(consumption.MaxBodyBytes) + " bytes"}
-	errUnreadableBody = &consumption.Error{Status: http.StatusBadRequest, Code: consumption.CodeInvalidJSON,
+	errUnreadableBody = &apierror.Error{Status: http.StatusBadRequest, Code: consumption.CodeInvalidJSON,
 		Message: "request body could not be read"}
-	errStoreUnavailable = &consumption.Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable",
+	errStoreUnavailable = &apierror.Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable",
 		Message: "the license store is unavailable; retry later"}
-	errSigning = &consumption.Error{Status: http.StatusInternalServerError, Code: "internal_server_error",
+	errSigning = &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_server_error",
 		Message: "the response could not be signed"}
 )
 
@@ -55,19 +55,12 @@ func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error
 // Anything that is not an API error is a store failure: it is logged and
 // answered 503, so clients retry rather than treat it as a refusal.
 func (h *Handler) writeError(w http.ResponseWriter, endpoint string, err error) {
-	var status int
-	var code, message string
-	var ae *auth.Error
-	var ce *consumption.Error
-	switch {
-	case errors.As(err, &ae):
-		status, code, message = ae.Status, ae.Code, ae.Message
-	case errors.As(err, &ce):
-		status, code, message = ce.Status, ce.Code, ce.Message
-	default:
+	e := apierror.As(err)
+	if e == nil {
 		h.logger.Error("license store failed", zap.Error(err))
-		status, code, message = errStoreUnavailable.Status, errStoreUnavailable.Code, errStoreUnavailable.Message
+		e = errStoreUnavailable
 	}
+	status, code, message := e.Status, e.Code, e.Message
 	metrics.responses.WithLabelValues(endpoint, code).Inc()
 	body, sig, err := h.errSigs.get(h, status, code, message)
 	if err != nil {

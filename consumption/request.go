@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgelicense/caddy-license-api/apierror"
 )
 
 // The activity-log labels a client may put in a request's "event" field.
@@ -83,7 +85,7 @@ var fieldTypes = map[string]string{
 }
 
 // DecodeFeatureConsumption parses and validates an add_feature_consumption
-// body. Every failure is an *Error naming the field at fault. Fields that
+// body. Every failure is an *apierror.Error naming the field at fault. Fields that
 // depend on the product (license_key or username) are checked by the Service,
 // which knows the product's authorization method.
 func DecodeFeatureConsumption(body []byte) (*FeatureConsumptionRequest, error) {
@@ -200,7 +202,7 @@ func validateEvent(events []string) error {
 }
 
 // decodeObject unmarshals a JSON object into v and turns the decoder's errors
-// into documented *Error answers.
+// into documented *apierror.Error answers.
 func decodeObject(body []byte, v any) error {
 	err := json.Unmarshal(body, v)
 	if err == nil {
@@ -209,7 +211,7 @@ func decodeObject(body []byte, v any) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		if typeErr.Field == "" {
-			return &Error{http.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object"}
+			return apierror.New(http.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object")
 		}
 		// Field is a dotted path that names embedded structs and nested
 		// values too (LicenseConsumptionRequest.event.0); the wire field in
@@ -223,5 +225,5 @@ func decodeObject(body []byte, v any) error {
 		}
 		return invalidField(field, want)
 	}
-	return &Error{http.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON"}
+	return apierror.New(http.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON")
 }

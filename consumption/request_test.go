@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/edgelicense/caddy-license-api/apierror"
 )
 
 func TestDecodeFeatureConsumption(t *testing.T) {
@@ -38,9 +40,9 @@ func TestDecodeFeatureConsumption(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := DecodeFeatureConsumption([]byte(tt.body))
-		var e *Error
+		var e *apierror.Error
 		if !errors.As(err, &e) {
-			t.Errorf("%s: err = %v, want an *Error", tt.body, err)
+			t.Errorf("%s: err = %v, want an *apierror.Error", tt.body, err)
 			continue
 		}
 		if e.Code != tt.wantCode || !strings.Contains(e.Message, tt.wantField) || e.Status != 400 {
@@ -93,7 +95,7 @@ func TestParseLicenseQuery(t *testing.T) {
 			}
 			continue
 		}
-		var e *Error
+		var e *apierror.Error
 		if !errors.As(err, &e) || e.Code != tt.wantCode || !strings.Contains(e.Message, tt.wantField) {
 			t.Errorf("%s: err %v, want %s naming %s", tt.query, err, tt.wantCode, tt.wantField)
 		}

@@ -53,7 +53,7 @@ type FeatureOutcome struct {
 // decides on (settings, counters, active devices) inside that step, decides
 // with this package's rules (Apply, ApplyLicense, License.ActivationAllowed),
 // writes, and returns only once the step is durable. A refusal is returned as
-// its *Error and writes nothing.
+// its *apierror.Error and writes nothing.
 //
 // The consumptions, the hot path, may return as soon as they are decided and
 // committed, with a Durable to wait for: the caller can then prepare its

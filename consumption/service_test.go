@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/edgelicense/caddy-license-api/apierror"
 )
 
 // memory is an in-memory Definitions and Counters for testing the rules.
@@ -351,7 +353,7 @@ func TestAddFeatureConsumptionMissingAddress(t *testing.T) {
 		featureRequest("hw-1", "team", "render", "KEY-1"),
 	} {
 		_, _, err := svc.AddFeatureConsumption(context.Background(), "k", r)
-		var e *Error
+		var e *apierror.Error
 		if !errors.As(err, &e) || e.Code != CodeMissingField {
 			t.Errorf("%s product without its address: err = %v, want missing_field", r.Product, err)
 		}

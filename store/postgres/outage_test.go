@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/edgelicense/caddy-license-api/apierror"
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/internal/testproxy"
 	"github.com/edgelicense/caddy-license-api/store/storetest"
@@ -178,7 +179,7 @@ func testOutage(t *testing.T, mode string) {
 		}
 		failures++
 		slowestFailure = max(slowestFailure, d)
-		if ce := (*consumption.Error)(nil); errors.As(c.err, &ce) {
+		if ce := (*apierror.Error)(nil); errors.As(c.err, &ce) {
 			t.Errorf("an outage was reported as the API error %v", ce)
 		}
 	}

@@ -22,7 +22,7 @@ const maxBatch = 256
 var errClosed = errors.New("sqlite store is closed")
 
 // op decides and writes one change inside a batch's transaction. It returns
-// a refusal (a consumption.Error: nothing written for this op) or, as err, a
+// a refusal (a apierror.Error: nothing written for this op) or, as err, a
 // failure that aborts the whole batch.
 type op func(ctx context.Context, tx *writeTx) (refusal error, err error)
 

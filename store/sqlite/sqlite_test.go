@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgelicense/caddy-license-api/apierror"
 	"github.com/edgelicense/caddy-license-api/consumption"
 	"github.com/edgelicense/caddy-license-api/store"
 	"github.com/edgelicense/caddy-license-api/store/seed"
@@ -142,7 +143,7 @@ func TestCounterGuard(t *testing.T) {
 			}
 			c.tamper(row)
 			err := c.consume(b)
-			if err == nil || errors.As(err, new(*consumption.Error)) {
+			if err == nil || errors.As(err, new(*apierror.Error)) {
 				t.Fatalf("consuming against a tampered copy: %v; want a store failure", err)
 			}
 			if after := ledger(); after != before {
