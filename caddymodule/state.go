@@ -52,7 +52,7 @@ func (s *sharedState) watch(logger *zap.Logger) {
 			s.cache.Clear()
 			return
 		}
-		s.cache.ForgetLicense(c.LicenseID, c.HardwareID)
+		s.cache.ForgetLicense(c.LicenseID)
 	}, func() {
 		logger.Info("watching the store for other nodes' changes; dropped the definitions cache")
 		s.cache.Clear()

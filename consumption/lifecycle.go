@@ -119,7 +119,7 @@ func (s *Service) ActivateLicense(ctx context.Context, apiKey string, r *License
 		return LicenseView{}, err
 	}
 	if act.Changed && s.Forget != nil {
-		s.Forget(lic.ID, r.HardwareID)
+		s.Forget(lic.ID)
 	}
 	lic.Active = true
 	return s.view(ctx, p, lic, r, now)
@@ -191,7 +191,7 @@ func (s *Service) DeactivateLicense(ctx context.Context, apiKey string, r *Licen
 		return err
 	}
 	if s.Forget != nil {
-		s.Forget(lic.ID, r.HardwareID)
+		s.Forget(lic.ID)
 	}
 	return nil
 }

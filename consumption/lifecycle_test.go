@@ -65,9 +65,9 @@ func TestActivateLicense(t *testing.T) {
 	m := newMemory()
 	m.licenses[0].Active = false
 	m.licenses[0].MaxActivations = 2
-	var forgot []string
+	var forgot []int64
 	svc := &Service{Definitions: m, Recorder: m, Clock: func() time.Time { return now },
-		Forget: func(_ int64, hw string) { forgot = append(forgot, hw) }}
+		Forget: func(id int64) { forgot = append(forgot, id) }}
 	v, err := svc.ActivateLicense(context.Background(), "k", licenseRequest("cad", "KEY-1", "", "hw-9"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +75,8 @@ func TestActivateLicense(t *testing.T) {
 	if !v.License.Active || v.Status.TimesActivated != 2 || v.Status.DeviceID == 0 || v.SignatureID != "KEY-1" {
 		t.Errorf("view %+v", v)
 	}
-	if len(forgot) != 1 || forgot[0] != "hw-9" {
-		t.Errorf("Forget calls %v, want one for hw-9", forgot)
+	if len(forgot) != 1 || forgot[0] != v.License.ID {
+		t.Errorf("Forget calls %v, want one for license %d", forgot, v.License.ID)
 	}
 	// Re-activating a bound device changes nothing, so the cache keeps it.
 	if _, err := svc.ActivateLicense(context.Background(), "k", licenseRequest("cad", "KEY-1", "", "hw-9")); err != nil || len(forgot) != 1 {

@@ -92,9 +92,9 @@ type Service struct {
 	Definitions Definitions
 	Recorder    Recorder
 	// Forget, when set, is told about a license whose activation state
-	// changed, so that caches of Definitions drop what they hold of it and
-	// of the device.
-	Forget func(licenseID int64, hardwareID string)
+	// changed, so that caches of Definitions drop what they hold of it,
+	// its devices included.
+	Forget func(licenseID int64)
 	// Clock is the time source; nil means time.Now. Tests set it to cross
 	// period boundaries.
 	Clock func() time.Time

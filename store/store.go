@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -20,18 +19,18 @@ import (
 )
 
 // Backend is a store of definitions and counters. It is safe for concurrent
-// use. Its Definitions are uncached reads; callers put a Cache in front.
+// use. Its reads (Source) are uncached; callers put a cache.Cache in front.
+// Every method has a caller outside tests: a backend implements what the
+// server uses and nothing more, and the conformance suite (store/storetest)
+// reads the rest through the same methods.
 type Backend interface {
 	Source
 	consumption.Recorder
 	// Import applies a validated seed as one transaction: all of it or, on
-	// error, nothing. See Plan for what an import changes. It applies
+	// error, nothing. See seed.Plan for what an import changes. It applies
 	// nothing, and returns false, when the last import committed to the
-	// database had the same Plan.Digest.
+	// database had the same seed.Plan.Digest.
 	Import(ctx context.Context, p *seed.Plan) (applied bool, err error)
-	// Ledger returns the consumption ledger of one license feature, or with
-	// licenseFeatureID 0 of the license's own counter, oldest first.
-	Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]LedgerEntry, error)
 	// WriteStats reports what the backend's group commit has done since
 	// it opened.
 	WriteStats() WriteStats
@@ -72,11 +71,18 @@ func (c *WriteCounters) Stats() WriteStats {
 	return WriteStats{Writes: c.writes.Load(), Commits: c.commits.Load(), Syncs: c.syncs.Load()}
 }
 
-// Source is what a Cache reads through: the definitions one at a time, and
-// the grouped reads that let the cache hold a license, or a product's
-// blacklist, as one entry loaded by one call.
+// Source is what the definitions cache reads through: a product, a user's
+// licenses and a password hash one at a time, and the grouped reads that let
+// the cache hold a license, or a product's blacklist, as one entry loaded by
+// one call. A lookup that finds nothing returns false and a nil error.
 type Source interface {
-	consumption.Definitions
+	Product(ctx context.Context, shortCode string) (consumption.Product, bool, error)
+	// LicensesByUser returns the product's licenses that list the user, in
+	// ascending id order. username is already lower-cased.
+	LicensesByUser(ctx context.Context, productID int64, username string) ([]consumption.License, error)
+	// PasswordHash returns the stored hash of a license user's password, ""
+	// when the user has none.
+	PasswordHash(ctx context.Context, licenseID int64, username string) (string, error)
 	// LicenseBundle returns a license with its features and its devices.
 	LicenseBundle(ctx context.Context, licenseID int64) (LicenseBundle, bool, error)
 	// LicenseBundleByKey returns the product's license with the key, with
@@ -154,27 +160,12 @@ type Opener interface {
 	Open(logger *zap.Logger) (Backend, error)
 }
 
-// LedgerEntry is one accepted consumption as the ledger keeps it.
-type LedgerEntry struct {
-	ID               int64
-	Time             time.Time
-	LicenseID        int64
-	LicenseFeatureID int64
-	Feature          string
-	HardwareID       string
-	Requested        int64
-	Applied          int64
-	Total            int64
-	APIKey           string
-	Event            string
-}
-
 // Change is a change of definitions announced by another node (or this
-// one): everything (All), or one license's activation state and one device.
+// one): everything (All), or one license, whose cached entry holds its
+// features and devices.
 type Change struct {
-	All        bool
-	LicenseID  int64
-	HardwareID string
+	All       bool
+	LicenseID int64
 }
 
 // ChangeFeed is implemented by backends that several nodes share. Watch

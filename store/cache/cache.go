@@ -374,11 +374,10 @@ func (c *Cache) PasswordHash(ctx context.Context, licenseID int64, username stri
 }
 
 // ForgetLicense drops what the cache holds of a license whose activation
-// state changed. It is consumption.Service's Forget hook, and what a node
-// does when another node announces such a change. Its second argument, the
-// device's hardware id, is not needed: the license's entry holds its
-// devices, so dropping it forgets the device too.
-func (c *Cache) ForgetLicense(licenseID int64, _ string) {
+// state changed: its entry, which holds its features and devices. It is
+// consumption.Service's Forget hook, and what a node does when another node
+// announces such a change.
+func (c *Cache) ForgetLicense(licenseID int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clock.Add(1) // a read under way must not store what it read before the change

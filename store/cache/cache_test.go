@@ -180,7 +180,7 @@ func TestCacheForgetLicense(t *testing.T) {
 	if d.calls != before {
 		t.Fatalf("a warm cache read the backend %d times", d.calls-before)
 	}
-	c.ForgetLicense(7, "hw")
+	c.ForgetLicense(7)
 	lookups()
 	if got := d.calls - before; got != 1 {
 		t.Errorf("%d backend reads after forgetting license 7 and hw, want 1 (license 7's bundle, devices included)", got)
@@ -256,7 +256,7 @@ func TestCacheBlacklist(t *testing.T) {
 func TestCacheForgetDuringLoad(t *testing.T) {
 	d := &countingDefs{}
 	c := newTestCache(t, d)
-	d.during = func() { c.ForgetLicense(7, "hw") }
+	d.during = func() { c.ForgetLicense(7) }
 	c.Feature(context.Background(), 7, "f")
 	d.during = nil
 	c.c.Wait()
@@ -324,7 +324,7 @@ func TestCacheWarmForgetDuringLoad(t *testing.T) {
 	d.during = func() {
 		if forgets == 0 {
 			forgets++
-			c.ForgetLicense(7, "hw")
+			c.ForgetLicense(7)
 		}
 	}
 	if n, err := c.Warm(context.Background()); n != 2 || err != nil {

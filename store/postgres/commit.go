@@ -207,7 +207,7 @@ func (b *Backend) ConsumeLicense(ctx context.Context, c consumption.LicenseConsu
 // Activate implements consumption.Recorder. The activation limit is checked
 // against the devices bound while the license row is locked, so concurrent
 // activations, on any node, cannot exceed it. A binding it changes is
-// announced on Channel (see DevicePayload) when its batch commits.
+// announced on Channel (see LicensePayload) when its batch commits.
 func (b *Backend) Activate(ctx context.Context, a consumption.DeviceChange) (consumption.Activation, error) {
 	p := &pending{kind: activate, dc: a}
 	err := b.submit(ctx, p)
@@ -601,7 +601,7 @@ func (t *batchTx) decide(ctx context.Context, p *pending) error {
 			return fmt.Errorf("binding device: %w", err)
 		}
 		p.activation = consumption.Activation{DeviceID: id, TimesActivated: active + 1, Changed: true}
-		t.notices = append(t.notices, DevicePayload(r.l.ID, p.dc.HardwareID))
+		t.notices = append(t.notices, LicensePayload(r.l.ID))
 
 	case deactivate:
 		tag, err := t.tx.Exec(ctx, sqlUnbindDevice, p.dc.LicenseID, p.dc.HardwareID)
@@ -612,7 +612,7 @@ func (t *batchTx) decide(ctx context.Context, p *pending) error {
 			p.err = consumption.ErrDeviceNotFound
 			return nil
 		}
-		t.notices = append(t.notices, DevicePayload(p.dc.LicenseID, p.dc.HardwareID))
+		t.notices = append(t.notices, LicensePayload(p.dc.LicenseID))
 	}
 	return nil
 }

@@ -24,42 +24,28 @@ const Channel = "license_api_changes"
 // anything sends: any definition may have changed.
 const PayloadAll = "all"
 
-// devicePrefix starts the payload of a device binding change.
-const devicePrefix = "device:"
+// licensePrefix starts the payload of a change to one license.
+const licensePrefix = "license:"
 
-// maxPayload is the longest payload this package sends, under PostgreSQL's
-// limit of 8000 bytes.
-const maxPayload = 4000
-
-// DevicePayload is the payload Activate and Deactivate send when they change
-// a binding: the license's active flag and the device may be cached as they
-// were. It is "device:<license id>:<hardware id>", or PayloadAll for a
-// hardware id too long to send.
-func DevicePayload(licenseID int64, hardwareID string) string {
-	p := devicePrefix + strconv.FormatInt(licenseID, 10) + ":" + hardwareID
-	if len(p) > maxPayload {
-		return PayloadAll
-	}
-	return p
+// LicensePayload is the payload Activate and Deactivate send when they
+// change a binding: the license's active flag and its devices may be cached
+// as they were. It is "license:<license id>"; the license's cached entry
+// holds its devices, so naming the license is enough.
+func LicensePayload(licenseID int64) string {
+	return licensePrefix + strconv.FormatInt(licenseID, 10)
 }
 
-// ParseDevicePayload reads a payload made by DevicePayload; ok is false for
-// any other payload.
-func ParseDevicePayload(payload string) (licenseID int64, hardwareID string, ok bool) {
-	rest, ok := strings.CutPrefix(payload, devicePrefix)
+// ParseLicensePayload reads a payload made by LicensePayload; ok is false
+// for any other payload.
+func ParseLicensePayload(payload string) (licenseID int64, ok bool) {
+	id, ok := strings.CutPrefix(payload, licensePrefix)
 	if !ok {
-		return 0, "", false
-	}
-	id, hw, ok := strings.Cut(rest, ":")
-	if !ok {
-		return 0, "", false
+		return 0, false
 	}
 	licenseID, err := strconv.ParseInt(id, 10, 64)
-	if err != nil {
-		return 0, "", false
-	}
-	return licenseID, hw, true
+	return licenseID, err == nil
 }
+
 
 const (
 	// defaultListenPing is how long the subscription's connection may stay
@@ -167,8 +153,8 @@ func (b *Backend) listenOnce(ctx context.Context, onNotify func(string), onRecon
 // know is taken as "all": dropping a cache is always safe.
 func (b *Backend) Watch(ctx context.Context, onChange func(store.Change), onReconnect func()) {
 	b.Subscribe(ctx, func(payload string) {
-		if id, hw, ok := ParseDevicePayload(payload); ok {
-			onChange(store.Change{LicenseID: id, HardwareID: hw})
+		if id, ok := ParseLicensePayload(payload); ok {
+			onChange(store.Change{LicenseID: id})
 			return
 		}
 		onChange(store.Change{All: true})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,7 +111,7 @@ func testOutage(t *testing.T, mode string) {
 						HardwareID: c.hw, Requested: 1, APIKey: "key-1", Event: consumption.EventConsumptionAdd,
 					})
 				} else {
-					_, _, c.err = b.Feature(context.Background(), 1001, "render")
+					_, _, c.err = b.feature(context.Background(), 1001, "render")
 				}
 				c.end = time.Now()
 				log.add(c)
@@ -193,7 +192,7 @@ func testOutage(t *testing.T, mode string) {
 	// Every success is in the ledger as reported, and the ledger is a
 	// chain: each row's total is the previous plus what it applied, the
 	// last is the counter.
-	ledger, err := b.Ledger(context.Background(), 1001, 5001)
+	ledger, err := b.ledger(context.Background(), 1001, 5001)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,23 +224,22 @@ func testOutage(t *testing.T, mode string) {
 	}
 }
 
-func TestDevicePayload(t *testing.T) {
+func TestLicensePayload(t *testing.T) {
 	for _, tc := range []struct {
 		payload string
 		id      int64
-		hw      string
 		ok      bool
 	}{
-		{DevicePayload(1003, "hw:with:colons"), 1003, "hw:with:colons", true},
-		{DevicePayload(7, ""), 7, "", true},
-		{DevicePayload(7, strings.Repeat("x", 5000)), 0, "", false}, // PayloadAll
-		{PayloadAll, 0, "", false},
-		{"device:x:hw", 0, "", false},
-		{"device:12", 0, "", false},
+		{LicensePayload(1003), 1003, true},
+		{LicensePayload(7), 7, true},
+		{PayloadAll, 0, false},
+		{"license:x", 0, false},
+		{"license:", 0, false},
+		{"device:12:hw", 0, false}, // an older node's payload: taken as "all"
 	} {
-		id, hw, ok := ParseDevicePayload(tc.payload)
-		if id != tc.id || hw != tc.hw || ok != tc.ok {
-			t.Errorf("ParseDevicePayload(%q) = %d, %q, %v; want %d, %q, %v", tc.payload, id, hw, ok, tc.id, tc.hw, tc.ok)
+		id, ok := ParseLicensePayload(tc.payload)
+		if id != tc.id || ok != tc.ok {
+			t.Errorf("ParseLicensePayload(%q) = %d, %v; want %d, %v", tc.payload, id, ok, tc.id, tc.ok)
 		}
 	}
 }
@@ -292,17 +290,17 @@ func TestSubscribe(t *testing.T) {
 	expect("marker-2")
 
 	// Activations announce themselves, so that other nodes drop what they
-	// cached of the license and device.
+	// cached of the license and its devices.
 	if _, err := a.Activate(context.Background(), consumption.DeviceChange{Time: time.Now(), LicenseID: 1003,
 		HardwareID: "hw:with:colons", APIKey: "key-1"}); err != nil {
 		t.Fatal(err)
 	}
-	expect(DevicePayload(1003, "hw:with:colons"))
+	expect(LicensePayload(1003))
 	if err := a.Deactivate(context.Background(), consumption.DeviceChange{Time: time.Now(), LicenseID: 1003,
 		HardwareID: "hw:with:colons", APIKey: "key-1"}); err != nil {
 		t.Fatal(err)
 	}
-	expect(DevicePayload(1003, "hw:with:colons"))
+	expect(LicensePayload(1003))
 
 	p.Cut()
 	p.Restore()

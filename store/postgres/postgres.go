@@ -249,11 +249,6 @@ const (
 	sqlLicensesByUsr = `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
 		WHERE u.username = $1 AND l.product_id = $2 ORDER BY l.id`
 	sqlPassword    = `SELECT password_hash FROM license_users WHERE license_id = $1 AND username = $2`
-	sqlDevice      = `SELECT id, active FROM devices WHERE license_id = $1 AND hardware_id = $2`
-	sqlBlacklisted = `SELECT EXISTS (SELECT 1 FROM blacklist WHERE hardware_id = $1 AND product_id IN (0, $2))`
-	sqlFeature     = `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = $1 AND code = $2`
-	sqlLedger      = `SELECT id, at, license_id, license_feature_id, feature, hardware_id, requested, applied, total, api_key, event
-		FROM consumption_ledger WHERE license_id = $1 AND license_feature_id = $2 ORDER BY id`
 	// sqlLicenseState and sqlFeatureStates are LicenseStatus's reads.
 	sqlLicenseState = `SELECT (SELECT count(*) FROM devices WHERE license_id = l.id AND active),
 			COALESCE((SELECT id FROM devices WHERE license_id = l.id AND hardware_id = $2 AND active), 0),
@@ -297,28 +292,6 @@ func (b *Backend) Product(ctx context.Context, shortCode string) (consumption.Pr
 	return p, found, err
 }
 
-// LicenseByKey implements consumption.Definitions.
-func (b *Backend) LicenseByKey(ctx context.Context, productID int64, key string) (consumption.License, bool, error) {
-	var l consumption.License
-	found, err := b.queryRow(ctx, func(r pgx.Row) error {
-		var err error
-		l, err = scanLicense(r)
-		return err
-	}, sqlLicenseByKey, productID, key)
-	return l, found, err
-}
-
-// LicenseByID implements consumption.Definitions.
-func (b *Backend) LicenseByID(ctx context.Context, id int64) (consumption.License, bool, error) {
-	var l consumption.License
-	found, err := b.queryRow(ctx, func(r pgx.Row) error {
-		var err error
-		l, err = scanLicense(r)
-		return err
-	}, sqlLicenseByID, id)
-	return l, found, err
-}
-
 // LicensesByUser implements consumption.Definitions.
 func (b *Backend) LicensesByUser(ctx context.Context, productID int64, username string) ([]consumption.License, error) {
 	var out []consumption.License
@@ -331,13 +304,6 @@ func (b *Backend) LicensesByUser(ctx context.Context, productID int64, username 
 		return err
 	})
 	return out, err
-}
-
-// Device implements consumption.Definitions.
-func (b *Backend) Device(ctx context.Context, licenseID int64, hardwareID string) (consumption.Device, bool, error) {
-	d := consumption.Device{LicenseID: licenseID, HardwareID: hardwareID}
-	found, err := b.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&d.ID, &d.Active) }, sqlDevice, licenseID, hardwareID)
-	return d, found, err
 }
 
 // PasswordHash implements consumption.Definitions.
@@ -374,20 +340,6 @@ func (b *Backend) LicenseStatus(ctx context.Context, licenseID int64, hardwareID
 		return err
 	})
 	return st, err
-}
-
-// Blacklisted implements consumption.Definitions.
-func (b *Backend) Blacklisted(ctx context.Context, productID int64, hardwareID string) (bool, error) {
-	var barred bool
-	_, err := b.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&barred) }, sqlBlacklisted, hardwareID, productID)
-	return barred, err
-}
-
-// Feature implements consumption.Definitions.
-func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (consumption.LicenseFeature, bool, error) {
-	var f consumption.LicenseFeature
-	found, err := b.queryRow(ctx, func(r pgx.Row) error { return scanFeature(r, &f) }, sqlFeature, licenseID, code)
-	return f, found, err
 }
 
 // LicenseBundle implements store.Source. Its three queries share one round
@@ -499,26 +451,6 @@ func (b *Backend) Blacklist(ctx context.Context, productID int64) ([]string, err
 			return err
 		}
 		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	return out, err
-}
-
-// Ledger implements store.Backend.
-func (b *Backend) Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]store.LedgerEntry, error) {
-	var out []store.LedgerEntry
-	err := b.do(ctx, func(ctx context.Context) error {
-		rows, err := b.pool.Query(ctx, sqlLedger, licenseID, licenseFeatureID)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.LedgerEntry, error) {
-			var e store.LedgerEntry
-			err := r.Scan(&e.ID, &e.Time, &e.LicenseID, &e.LicenseFeatureID, &e.Feature, &e.HardwareID,
-				&e.Requested, &e.Applied, &e.Total, &e.APIKey, &e.Event)
-			e.Time = e.Time.UTC()
-			return e, err
-		})
 		return err
 	})
 	return out, err

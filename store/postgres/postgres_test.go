@@ -21,14 +21,14 @@ import (
 
 func TestConformance(t *testing.T) {
 	testDSN(t) // skip (or fail in CI) before storetest runs its subtests
-	storetest.Run(t, func(t *testing.T) store.Backend {
+	storetest.Run(t, func(t *testing.T) (store.Backend, storetest.LedgerReader) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		b, err := Open(ctx, Config{DSN: freshSchema(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b // storetest closes it
+		return b, b.ledger // storetest closes b
 	})
 }
 
@@ -59,7 +59,7 @@ func TestTwoBackendsOneDatabase(t *testing.T) {
 	importJSON(t, nodes[0], storetest.Seed)
 	importJSON(t, nodes[1], raiseRender(600))
 
-	storetest.ExactLimit(t, []store.Backend{nodes[0], nodes[1]}, 1001, 5001, 1000, 600)
+	storetest.ExactLimit(t, []store.Backend{nodes[0], nodes[1]}, nodes[1].ledger, 1001, 5001, 1000, 600)
 }
 
 // TestTwoBackendsLicenseLimits races license-level writes across two
@@ -114,7 +114,7 @@ func TestTwoBackendsLicenseLimits(t *testing.T) {
 	if consumed != 12 || st.Counter.Total != 12 {
 		t.Errorf("%d license consumptions granted, total %d; want 12 and 12", consumed, st.Counter.Total)
 	}
-	ledger, err := nodes[0].Ledger(ctx, 1003, 0)
+	ledger, err := nodes[0].ledger(ctx, 1003, 0)
 	if err != nil || len(ledger) != 12 || ledger[11].Total != 12 {
 		t.Errorf("license ledger: %d rows, %v", len(ledger), err)
 	}
@@ -185,11 +185,12 @@ func TestGeneratedIDsAvoidSeededOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, ok, err := b.LicenseByKey(ctx, p.ID, "GEN")
+	genBundle, ok, err := b.LicenseBundleByKey(ctx, p.ID, "GEN")
+	gen := genBundle.License
 	if err != nil || !ok || gen.ID <= 1 {
 		t.Fatalf("license GEN: %+v %v %v; want an id above the seeded 1", gen, ok, err)
 	}
-	if one, ok, err := b.LicenseByKey(ctx, p.ID, "ONE"); err != nil || !ok || one.ID != 1 {
+	if one, ok, err := b.LicenseBundleByKey(ctx, p.ID, "ONE"); err != nil || !ok || one.License.ID != 1 {
 		t.Fatalf("license ONE: %+v %v %v", one, ok, err)
 	}
 	ids := map[int64]string{}
@@ -197,7 +198,7 @@ func TestGeneratedIDsAvoidSeededOnes(t *testing.T) {
 		license int64
 		code    string
 	}{{gen.ID, "a"}, {gen.ID, "b"}, {1, "a"}} {
-		lf, ok, err := b.Feature(ctx, f.license, f.code)
+		lf, ok, err := b.feature(ctx, f.license, f.code)
 		if err != nil || !ok {
 			t.Fatalf("feature %s of %d: %v %v", f.code, f.license, ok, err)
 		}
@@ -237,7 +238,7 @@ func TestReimportWritesNothing(t *testing.T) {
 	if after := xmins(); slices.Equal(before, after) {
 		t.Errorf("a changed seed wrote nothing")
 	}
-	if f, _, _ := b.Feature(context.Background(), 1001, "render"); f.MaxConsumption != 600 {
+	if f, _, _ := b.feature(context.Background(), 1001, "render"); f.MaxConsumption != 600 {
 		t.Errorf("render max is %d after the change, want 600", f.MaxConsumption)
 	}
 }

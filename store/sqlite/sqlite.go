@@ -203,7 +203,7 @@ func (b *Backend) closeDBs() error {
 }
 
 type readStmts struct {
-	product, licenseByKey, licenseByID, licensesByUser, password, device, blacklisted, feature, ledger *sql.Stmt
+	product, licenseByKey, licenseByID, licensesByUser, password *sql.Stmt
 	// LicenseBundle, LicenseBundles and Blacklist
 	bundleFeatures, bundleDevices, licensePage, pageFeatures, pageDevices, blacklist *sql.Stmt
 	// LicenseStatus
@@ -221,14 +221,11 @@ func (s *readStmts) prepare(db *sql.DB) error {
 		{&s.licensesByUser, `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
 			WHERE u.username = ? AND l.product_id = ? ORDER BY l.id`},
 		{&s.password, `SELECT password_hash FROM license_users WHERE license_id = ? AND username = ?`},
-		{&s.device, `SELECT id, active FROM devices WHERE license_id = ? AND hardware_id = ?`},
 		{&s.activeDevices, `SELECT COUNT(*) FROM devices WHERE license_id = ? AND active = 1`},
 		{&s.deviceID, `SELECT id FROM devices WHERE license_id = ? AND hardware_id = ? AND active = 1`},
 		{&s.licenseCounter, `SELECT total, period_start FROM license_counters WHERE id = ?`},
 		{&s.features, `SELECT ` + featureColumns + `, total, period_start
 			FROM license_features JOIN feature_counters USING (id) WHERE license_id = ? ORDER BY id`},
-		{&s.blacklisted, `SELECT EXISTS (SELECT 1 FROM blacklist WHERE hardware_id = ? AND product_id IN (0, ?))`},
-		{&s.feature, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? AND code = ?`},
 		// TEXT compares in byte order (SQLite's BINARY collation), the
 		// order store.LicenseBundle promises.
 		{&s.bundleFeatures, `SELECT ` + featureColumns + ` FROM license_features WHERE license_id = ? ORDER BY code`},
@@ -239,8 +236,6 @@ func (s *readStmts) prepare(db *sql.DB) error {
 		{&s.pageDevices, `SELECT id, license_id, hardware_id, active FROM devices
 			WHERE license_id BETWEEN ? AND ? ORDER BY license_id, hardware_id`},
 		{&s.blacklist, `SELECT hardware_id FROM blacklist WHERE product_id IN (0, ?)`},
-		{&s.ledger, `SELECT id, at, license_id, license_feature_id, feature, hardware_id, requested, applied, total, api_key, event
-			FROM consumption_ledger WHERE license_id = ? AND license_feature_id = ? ORDER BY id`},
 	} {
 		st, err := db.Prepare(p.q)
 		if err != nil {
@@ -263,8 +258,8 @@ func (b *Backend) Product(ctx context.Context, shortCode string) (consumption.Pr
 	return p, err == nil, err
 }
 
-// LicenseByKey implements consumption.Definitions.
-func (b *Backend) LicenseByKey(ctx context.Context, productID int64, key string) (consumption.License, bool, error) {
+// licenseByKey reads the product's license with the key.
+func (b *Backend) licenseByKey(ctx context.Context, productID int64, key string) (consumption.License, bool, error) {
 	l, err := scanLicense(b.stmts.licenseByKey.QueryRowContext(ctx, productID, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, false, nil
@@ -272,8 +267,8 @@ func (b *Backend) LicenseByKey(ctx context.Context, productID int64, key string)
 	return l, err == nil, err
 }
 
-// LicenseByID implements consumption.Definitions.
-func (b *Backend) LicenseByID(ctx context.Context, id int64) (consumption.License, bool, error) {
+// licenseByID reads a license by its id.
+func (b *Backend) licenseByID(ctx context.Context, id int64) (consumption.License, bool, error) {
 	l, err := scanLicense(b.stmts.licenseByID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, false, nil
@@ -285,16 +280,6 @@ func (b *Backend) LicenseByID(ctx context.Context, id int64) (consumption.Licens
 func (b *Backend) LicensesByUser(ctx context.Context, productID int64, username string) ([]consumption.License, error) {
 	return queryAll(ctx, b.stmts.licensesByUser, func(s scanner) (consumption.License, error) { return scanLicense(s) },
 		username, productID)
-}
-
-// Device implements consumption.Definitions.
-func (b *Backend) Device(ctx context.Context, licenseID int64, hardwareID string) (consumption.Device, bool, error) {
-	d := consumption.Device{LicenseID: licenseID, HardwareID: hardwareID}
-	err := b.stmts.device.QueryRowContext(ctx, licenseID, hardwareID).Scan(&d.ID, &d.Active)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, false, nil
-	}
-	return d, err == nil, err
 }
 
 // PasswordHash implements consumption.Definitions.
@@ -335,27 +320,10 @@ func (b *Backend) LicenseStatus(ctx context.Context, licenseID int64, hardwareID
 	return st, rows.Err()
 }
 
-// Blacklisted implements consumption.Definitions.
-func (b *Backend) Blacklisted(ctx context.Context, productID int64, hardwareID string) (bool, error) {
-	var barred bool
-	err := b.stmts.blacklisted.QueryRowContext(ctx, hardwareID, productID).Scan(&barred)
-	return barred, err
-}
-
-// Feature implements consumption.Definitions.
-func (b *Backend) Feature(ctx context.Context, licenseID int64, code string) (consumption.LicenseFeature, bool, error) {
-	var f consumption.LicenseFeature
-	err := scanFeature(b.stmts.feature.QueryRowContext(ctx, licenseID, code), &f)
-	if errors.Is(err, sql.ErrNoRows) {
-		return f, false, nil
-	}
-	return f, err == nil, err
-}
-
 // LicenseBundle implements store.Source. Its three reads are not one
 // snapshot; the Cache drops a bundle that a change may have overtaken.
 func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.LicenseBundle, bool, error) {
-	l, ok, err := b.LicenseByID(ctx, licenseID)
+	l, ok, err := b.licenseByID(ctx, licenseID)
 	if err != nil || !ok {
 		return store.LicenseBundle{}, false, err
 	}
@@ -364,7 +332,7 @@ func (b *Backend) LicenseBundle(ctx context.Context, licenseID int64) (store.Lic
 
 // LicenseBundleByKey implements store.Source, with LicenseBundle's caveat.
 func (b *Backend) LicenseBundleByKey(ctx context.Context, productID int64, key string) (store.LicenseBundle, bool, error) {
-	l, ok, err := b.LicenseByKey(ctx, productID, key)
+	l, ok, err := b.licenseByKey(ctx, productID, key)
 	if err != nil || !ok {
 		return store.LicenseBundle{}, false, err
 	}
@@ -444,27 +412,6 @@ func queryAll[T any](ctx context.Context, st *sql.Stmt, scan func(scanner) (T, e
 			return nil, err
 		}
 		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
-// Ledger implements store.Backend.
-func (b *Backend) Ledger(ctx context.Context, licenseID, licenseFeatureID int64) ([]store.LedgerEntry, error) {
-	rows, err := b.stmts.ledger.QueryContext(ctx, licenseID, licenseFeatureID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.LedgerEntry
-	for rows.Next() {
-		var e store.LedgerEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.LicenseID, &e.LicenseFeatureID, &e.Feature, &e.HardwareID,
-			&e.Requested, &e.Applied, &e.Total, &e.APIKey, &e.Event); err != nil {
-			return nil, err
-		}
-		e.Time = time.UnixMilli(at).UTC()
-		out = append(out, e)
 	}
 	return out, rows.Err()
 }

@@ -19,12 +19,12 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Backend {
+	storetest.Run(t, func(t *testing.T) (store.Backend, storetest.LedgerReader) {
 		b, err := Open(filepath.Join(t.TempDir(), "license_api.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b
+		return b, b.ledger
 	})
 }
 
@@ -76,7 +76,7 @@ func TestTwoStoresExactLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "license_api.db")
 	a, b := open2(t, path), open2(t, path)
 	storetest.ImportSeed(t, a, storetest.Seed)
-	storetest.ExactLimit(t, []store.Backend{a, b}, 1001, 5001, 300, 100)
+	storetest.ExactLimit(t, []store.Backend{a, b}, b.ledger, 1001, 5001, 300, 100)
 }
 
 func open2(t *testing.T, path string) *Backend {
