@@ -53,9 +53,9 @@ const (
 const MaxBodyBytes = 64 << 10
 
 func missingField(name string) *apierror.Error {
-	return apierror.New(http.StatusBadRequest, CodeMissingField, name + " is required")
+	return apierror.New(http.StatusBadRequest, CodeMissingField, name+" is required")
 }
 
 func invalidField(name, want string) *apierror.Error {
-	return apierror.New(http.StatusBadRequest, CodeInvalidField, name + " must be " + want)
+	return apierror.New(http.StatusBadRequest, CodeInvalidField, name+" must be "+want)
 }

@@ -46,7 +46,6 @@ func ParseLicensePayload(payload string) (licenseID int64, ok bool) {
 	return licenseID, err == nil
 }
 
-
 const (
 	// defaultListenPing is how long the subscription's connection may stay
 	// silent before it is pinged. A connection into a network black hole

@@ -248,7 +248,7 @@ const (
 	sqlLicenseByID   = `SELECT ` + licenseColumns + ` FROM licenses l WHERE l.id = $1`
 	sqlLicensesByUsr = `SELECT ` + licenseColumns + ` FROM license_users u JOIN licenses l ON l.id = u.license_id
 		WHERE u.username = $1 AND l.product_id = $2 ORDER BY l.id`
-	sqlPassword    = `SELECT password_hash FROM license_users WHERE license_id = $1 AND username = $2`
+	sqlPassword = `SELECT password_hash FROM license_users WHERE license_id = $1 AND username = $2`
 	// sqlLicenseState and sqlFeatureStates are LicenseStatus's reads.
 	sqlLicenseState = `SELECT (SELECT count(*) FROM devices WHERE license_id = l.id AND active),
 			COALESCE((SELECT id FROM devices WHERE license_id = l.id AND hardware_id = $2 AND active), 0),
