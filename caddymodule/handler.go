@@ -5,6 +5,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/edgelicense/caddy-license-api/auth"
 	"github.com/edgelicense/caddy-license-api/signing"
 	"github.com/edgelicense/caddy-license-api/store"
+	"github.com/edgelicense/caddy-license-api/store/seed"
 	"github.com/edgelicense/caddy-license-api/store/sqlite"
 )
 
@@ -27,8 +29,9 @@ func init() {
 }
 
 // Handler answers the LicenseSpring License API under a path prefix and
-// passes every other request to the next handler, so it can stand in front of
-// an application or a proxy to the LicenseSpring cloud.
+// passes every other request to the next handler, so it can stand in front
+// of an application. Its store is opened by the license_api app (see App):
+// a request that arrives before the store is open waits for it.
 type Handler struct {
 	// Prefix is the path the API is served under. Default: /api/v4.
 	Prefix string `json:"prefix,omitempty"`
@@ -48,27 +51,36 @@ type Handler struct {
 	CompanyID int64 `json:"company_id,omitempty"`
 
 	// DateTolerance is how far a request's Date header may be from the
-	// server's clock, either way. Default: 15m.
+	// server's clock, either way; it must not be negative. Default: 15m.
 	DateTolerance caddy.Duration `json:"date_tolerance,omitempty"`
 
-	// StoreRaw is the backend store module (license_api.stores.*).
-	// Default: sqlite at its default path.
+	// StoreRaw is the backend store module (license_api.stores.*), opened
+	// when Caddy starts the configuration. Default: sqlite at its default
+	// path.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=license_api.stores inline_key=backend"`
 
-	// Seed is the path of a JSON seed file imported at every provision
-	// (idempotently: see the README). Placeholders are replaced. Default: none.
+	// Seed is the path of a JSON seed file, checked at provision and
+	// imported when the configuration starts, unless it is the file the
+	// store last imported. Placeholders are replaced. Default: none.
 	Seed string `json:"seed,omitempty"`
 
-	// Cache sizes the in-memory cache of definitions.
+	// Cache sizes the in-memory cache of definitions. Default: see
+	// CacheConfig.
 	Cache *CacheConfig `json:"cache,omitempty"`
 
-	logger   *zap.Logger
-	prefix   string // Prefix + "/"
-	verifier *auth.Verifier
-	signer   *signing.Signer
+	logger    *zap.Logger
+	prefix    string // Prefix + "/"
+	verifier  *auth.Verifier
+	emptyKeys int // APIKeys with an empty key or shared key, for Validate
+	signer    *signing.Signer
+	errSigs   *signatureCache
+	// ready is closed once start has run or been abandoned; state, poolKey,
+	// startErr and a default signer are set before. A nil ready (a handler
+	// built by a test) is ready.
+	ready    chan struct{}
 	state    *sharedState
 	poolKey  string
-	errSigs  *signatureCache
+	startErr error
 }
 
 // APIKey is an API key and the shared key its requests are signed with. Put
@@ -85,22 +97,15 @@ type APIKey struct {
 type CacheConfig struct {
 	// MaxEntries bounds the number of cached definitions: a license with
 	// its features and devices is one, as is a product, a user, a
-	// blacklist or an unknown key. The keys of cached licenses are
-	// indexed beside them, bounded by the same number.
-	// Default: 1000000 (some 700 MB of heap when full of licenses like
-	// licensebench's, each with a feature and a device).
+	// blacklist or an unknown key. Default: 1000000.
 	MaxEntries int64 `json:"max_entries,omitempty"`
 	// TTL is how long a definition may be served from memory before it is
 	// read again. Default: 5m.
 	TTL caddy.Duration `json:"ttl,omitempty"`
 	// Warm, after each seed import, loads every license with its features
-	// and devices into the cache (up to half of MaxEntries), so that the
-	// first request for a license reads nothing from the store. With
-	// 100,000 licenses it takes about a second and raised Caddy's peak
-	// RSS from about 180 to 260 MB in licensebench; it is off by default
-	// because with the default MaxEntries it would read up to 500,000
-	// licenses into memory. Its effect lasts one TTL, after which
-	// licenses are read again when next asked for. Default: false.
+	// and devices into the cache (up to half of MaxEntries), so that no
+	// request pays for a first read; warmed entries expire after TTL like
+	// any other. Default: false.
 	Warm bool `json:"warm,omitempty"`
 }
 
@@ -118,15 +123,16 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up authentication, the signing key, and the shared store.
+// Provision sets up authentication, reads a configured signing key, loads
+// the store module, and registers with the license_api app the work that
+// opens the store (see App), so that it changes nothing outside the
+// process.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.errSigs = new(signatureCache)
+	h.ready = make(chan struct{})
 	repl := caddy.NewReplacer()
 
-	if h.Prefix != "" && !strings.HasPrefix(h.Prefix, "/") {
-		return fmt.Errorf("prefix %q must start with /", h.Prefix)
-	}
 	h.prefix = strings.TrimRight(h.Prefix, "/")
 	if h.Prefix == "" {
 		h.prefix = DefaultPrefix
@@ -134,22 +140,28 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.prefix += "/"
 
 	keys := make(map[string]string, len(h.APIKeys))
-	for i, k := range h.APIKeys {
+	for _, k := range h.APIKeys {
 		key, shared := repl.ReplaceKnown(k.Key, ""), repl.ReplaceKnown(k.SharedKey, "")
 		if key == "" || shared == "" {
-			// Never echo the values: one of them is a secret.
-			return fmt.Errorf("api_keys[%d]: api key and shared key must both be non-empty after replacing placeholders", i)
+			h.emptyKeys++
+			continue
 		}
 		keys[key] = shared
 	}
 	tolerance := time.Duration(h.DateTolerance)
-	if tolerance <= 0 {
+	if tolerance == 0 {
 		tolerance = DefaultDateTolerance
 	}
 	h.verifier = auth.NewVerifier(keys, tolerance)
 
-	if err := h.provisionSigner(repl); err != nil {
-		return err
+	if path := repl.ReplaceKnown(h.SigningKey, ""); path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("signing_key: %w", err)
+		}
+		if h.signer, err = signing.ParsePrivateKeyPEM(pem); err != nil {
+			return fmt.Errorf("signing_key %s: %w", path, err)
+		}
 	}
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -159,22 +171,74 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.provisionState(opener, repl.ReplaceKnown(h.Seed, ""))
+	app, err := ctx.App("license_api")
+	if err != nil {
+		return err
+	}
+	// The seed is read and checked here, where a mistake in it fails
+	// `caddy validate` too; it is imported at start.
+	var plan *seed.Plan
+	if path := repl.ReplaceKnown(h.Seed, ""); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if plan, err = seed.Parse(path, data); err != nil {
+			return err
+		}
+	}
+	app.(*App).onStart(func() error { return h.start(opener, plan) }, h.abandon)
+	return nil
 }
 
-func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
-	path := repl.ReplaceKnown(h.SigningKey, "")
-	if path != "" {
-		pem, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("signing_key: %w", err)
-		}
-		if h.signer, err = signing.ParsePrivateKeyPEM(pem); err != nil {
-			return fmt.Errorf("signing_key %s: %w", path, err)
-		}
-		return nil
+// Validate checks the configuration without opening anything.
+func (h *Handler) Validate() error {
+	if h.Prefix != "" && !strings.HasPrefix(h.Prefix, "/") {
+		return fmt.Errorf("prefix %q must start with /", h.Prefix)
 	}
-	path = filepath.Join(caddy.AppDataDir(), "license_api", "signing_key.pem")
+	if h.emptyKeys > 0 {
+		// Never echo the values: one of them is a secret.
+		return fmt.Errorf("api_keys: %d of %d pairs have an empty api key or shared key after replacing placeholders",
+			h.emptyKeys, len(h.APIKeys))
+	}
+	if h.DateTolerance < 0 {
+		return fmt.Errorf("date_tolerance %s is negative", time.Duration(h.DateTolerance))
+	}
+	if h.Cache != nil && (h.Cache.MaxEntries < 0 || h.Cache.TTL < 0) {
+		return errors.New("cache: max_entries and ttl must not be negative")
+	}
+	return nil
+}
+
+// start is the handler's share of the license_api app's Start: the default
+// signing key, then the shared store with its seed. Requests wait for it
+// (see ServeHTTP).
+func (h *Handler) start(opener store.Opener, plan *seed.Plan) error {
+	defer close(h.ready)
+	if h.signer == nil {
+		if err := h.defaultSigner(); err != nil {
+			h.startErr = err
+			return err
+		}
+	}
+	if err := h.provisionState(opener, plan); err != nil {
+		h.startErr = err
+		return err
+	}
+	return nil
+}
+
+// abandon releases the requests waiting for a start that will not happen,
+// because another handler's failed first.
+func (h *Handler) abandon(err error) {
+	h.startErr = err
+	close(h.ready)
+}
+
+// defaultSigner loads the signing key generated in Caddy's data directory,
+// generating it on first use.
+func (h *Handler) defaultSigner() error {
+	path := filepath.Join(caddy.AppDataDir(), "license_api", "signing_key.pem")
 	s, created, err := signing.LoadOrCreateKeyFile(path, signing.RSA2048)
 	if err != nil {
 		return fmt.Errorf("default signing key: %w", err)
@@ -229,12 +293,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
+	if h.ready != nil {
+		// Caddy starts its apps in no set order: the HTTP servers may take
+		// requests before this handler's store is open.
+		select {
+		case <-h.ready:
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+		if h.startErr != nil {
+			// The configuration failed to start and is being torn down;
+			// there may be no key to sign with.
+			http.Error(w, "the license API failed to start", http.StatusServiceUnavailable)
+			return nil
+		}
+	}
 	h.serve(w, r, name, ep)
 	return nil
 }
 
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

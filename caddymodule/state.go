@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,7 +58,7 @@ func (s *sharedState) watch(logger *zap.Logger) {
 	})
 }
 
-func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
+func (h *Handler) provisionState(opener store.Opener, plan *seed.Plan) error {
 	var entries int64
 	var ttl time.Duration
 	if h.Cache != nil {
@@ -89,23 +88,17 @@ func (h *Handler) provisionState(opener store.Opener, seedPath string) error {
 	}
 	h.poolKey = key
 	h.state = v.(*sharedState)
-	if seedPath == "" {
+	if plan == nil {
 		return nil
 	}
-	return h.importSeed(seedPath)
+	return h.importSeed(plan)
 }
 
-// importSeed applies the seed file. A bad file stops provisioning, so a
-// reload with a broken seed keeps the running configuration.
-func (h *Handler) importSeed(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	plan, err := seed.Parse(path, data)
-	if err != nil {
-		return err
-	}
+// importSeed applies the seed. A failure fails the configuration's start,
+// so a reload whose seed cannot be imported keeps the running
+// configuration.
+func (h *Handler) importSeed(plan *seed.Plan) error {
+	path := plan.File()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()

@@ -237,10 +237,13 @@ func (n *node) waitReady() {
 			n.t.Fatalf("caddy exited during start-up:\n%s", n.logs)
 		default:
 		}
-		resp, err := http.Get(n.base + "/ready")
+		// An unauthenticated API request is answered (missing_headers) only
+		// once the license_api app has opened the store: other paths may be
+		// served before, since Caddy starts its apps in no set order.
+		resp, err := http.Get(n.base + "/api/v4/check_license")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusTeapot {
+			if resp.StatusCode == http.StatusBadRequest {
 				return
 			}
 		}

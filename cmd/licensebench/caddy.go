@@ -151,15 +151,17 @@ func (p *caddyProc) alive() bool {
 	}
 }
 
-// waitServing polls the site until it answers anything over HTTP, which
-// Caddy does only after provisioning (the seed import included). It fails
-// if Caddy exits first or takes longer than timeout.
+// waitServing polls an API path until it is answered over HTTP. A
+// license_api handler answers only once the license_api app has started
+// (the seed imported, the cache warmed), while Caddy may serve other paths
+// before; a static site answers it at once. It fails if Caddy exits first or
+// takes longer than timeout.
 func (p *caddyProc) waitServing(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/ready", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/api/v4/check_license", nil)
 		if err != nil {
 			return err
 		}

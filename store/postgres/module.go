@@ -69,9 +69,18 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision replaces placeholders in the DSN and checks that it parses.
+// Provision replaces placeholders in the DSN and reads the server it names.
 func (m *Module) Provision(caddy.Context) error {
 	m.dsn = caddy.NewReplacer().ReplaceKnown(m.DSN, "")
+	if pc, err := pgxpool.ParseConfig(m.dsn); err == nil {
+		c := pc.ConnConfig
+		m.server = c.User + "@" + net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))) + "/" + c.Database
+	}
+	return nil
+}
+
+// Validate checks the settings and that the DSN parses, without connecting.
+func (m *Module) Validate() error {
 	if m.dsn == "" {
 		return errors.New("postgres store: dsn is required")
 	}
@@ -81,12 +90,9 @@ func (m *Module) Provision(caddy.Context) error {
 	if m.Timeout < 0 {
 		return fmt.Errorf("postgres store: timeout %s is negative", time.Duration(m.Timeout))
 	}
-	pc, err := pgxpool.ParseConfig(m.dsn)
-	if err != nil {
+	if m.server == "" {
 		return errBadDSN
 	}
-	c := pc.ConnConfig
-	m.server = c.User + "@" + net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))) + "/" + c.Database
 	return nil
 }
 
@@ -162,6 +168,7 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var (
+	_ caddy.Validator       = (*Module)(nil)
 	_ caddy.Provisioner     = (*Module)(nil)
 	_ caddyfile.Unmarshaler = (*Module)(nil)
 	_ store.Opener          = (*Module)(nil)

@@ -41,7 +41,11 @@ func TestErrorsHideThePassword(t *testing.T) {
 		}
 		t.Logf("error: %v", err)
 		m := &Module{DSN: dsn}
-		if err := m.Provision(caddy.Context{}); err != nil {
+		err = m.Provision(caddy.Context{})
+		if err == nil {
+			err = m.Validate()
+		}
+		if err != nil {
 			if strings.Contains(err.Error(), password) {
 				t.Errorf("the provisioning error shows the password: %v", err)
 			}

@@ -67,6 +67,9 @@ type BlacklistEntry struct {
 	Product    string
 }
 
+// File returns the name the seed was parsed under: its path, for messages.
+func (p *Plan) File() string { return p.file }
+
 // MaxIDs returns the largest license and license feature ids the plan
 // gives. Backends assign new rows ids above these and above every stored
 // id, so that a generated id is never one the plan names for a later row.
